@@ -1,0 +1,85 @@
+"""helpers.env と helpers.notebook.start（乱数・デバイス・フォント・バージョン表）。"""
+from __future__ import annotations
+
+import random
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.config import ConfigError
+from helpers.env import (
+    DeviceError,
+    project_root,
+    resolve_device,
+    seed_everything,
+    setup_japanese_fonts,
+    versions_table,
+)
+from helpers.errors import CourseError
+from helpers.notebook import start
+
+
+def test_seed_everything_repeats_all_generators():
+    def draw():
+        seed_everything(123)
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    assert draw() == draw()
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") in {"cpu", "cuda"}
+    with pytest.raises(DeviceError, match="auto, cpu, cuda|'auto', 'cpu', 'cuda'"):
+        resolve_device("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="GPU がある環境では cuda が使える")
+def test_cuda_without_gpu_is_a_clear_error_or_warning():
+    with pytest.raises(DeviceError, match="GPU"):
+        resolve_device("cuda")
+    with pytest.warns(UserWarning, match="CPU で続行"):
+        assert resolve_device("cuda", strict=False) == "cpu"
+
+
+def test_course_errors_render_without_traceback():
+    err = DeviceError("説明")
+    assert isinstance(err, CourseError)
+    assert err._render_traceback_() == ["\x1b[31mDeviceError\x1b[0m: 説明"]
+
+
+def test_project_root_has_conf():
+    assert (project_root() / "conf" / "config.yaml").is_file()
+
+
+def test_versions_table_lists_core_packages():
+    table = versions_table()
+    for name in ("python", "hydra-core", "torch", "pandas", "mlflow"):
+        assert name in table.index
+    assert not table["version"].str.contains("未インストール").loc[["torch", "numpy"]].any()
+
+
+def test_japanese_text_renders_without_missing_glyphs(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    assert setup_japanese_fonts() == "IPAexGothic"
+    fig, ax = plt.subplots()
+    ax.set_title("欠損値とドメイン適応（平日 → 週末）")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Glyph ... missing" は UserWarning
+        fig.savefig(tmp_path / "ja.png")
+    plt.close(fig)
+
+
+def test_start_validates_parameters_before_work():
+    ctx = start(profile="quick", device="cpu", seed=3, show=False)
+    assert (ctx.device, ctx.profile, ctx.seed) == ("cpu", "quick", 3)
+    with pytest.raises(ConfigError, match="trainer.seed"):
+        start(seed="abc", show=False)
+    with pytest.raises(ConfigError, match="profile"):
+        start(profile="fast", show=False)
