@@ -148,10 +148,20 @@ def load_bikeshare(path: str | Path | None = None) -> DomainData:
     missing = [c for c in BIKESHARE_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{path.name} に必要な列がありません: {missing}。元の Bikeshare.csv を使ってください。")
-    frame = frame.copy()
+    frame = frame[list(BIKESHARE_COLUMNS)].copy()  # 余分な列は特徴量にしない
     frame["mnth"] = _encode(frame["mnth"], MONTHS, "mnth") + 1
     frame["weathersit"] = _encode(frame["weathersit"], WEATHER, "weathersit") + 1
-    frame["hr"] = pd.to_numeric(frame["hr"], errors="raise")
+    numeric = [c for c in BIKESHARE_COLUMNS if c not in ("mnth", "weathersit")]
+    for c in numeric:
+        converted = pd.to_numeric(frame[c], errors="coerce")
+        bad = converted.isna() & frame[c].notna()
+        if bad.any():
+            raise DataError(f"列 {c} に数値でない値があります（例: {frame.loc[bad, c].iloc[0]!r}）。数値に直してください。")
+        frame[c] = converted
+    if not frame["workingday"].isin([0, 1]).all():
+        raise DataError("列 workingday は 0（週末・祝日）か 1（平日）だけにしてください。欠損や他の値の行を直すか除いてください。")
+    if (frame["bikers"] < 0).any():
+        raise DataError("列 bikers に負の値があります。利用者数は 0 以上です。データを確認してください。")
     frame["hr_sin"] = np.sin(2 * np.pi * frame["hr"] / 24)
     frame["hr_cos"] = np.cos(2 * np.pi * frame["hr"] / 24)
     y = np.log1p(frame["bikers"].to_numpy(dtype=float))
@@ -262,6 +272,8 @@ def make_split(
     scaler = StandardScaler().fit(X[fit_rows])
 
     def tx(ids: np.ndarray) -> np.ndarray:
+        if len(ids) == 0:  # label_fraction=1.0 ならラベルなし行は 0 行
+            return np.empty((0, X.shape[1]), dtype=np.float32)
         return scaler.transform(X[ids]).astype(np.float32)
 
     log.info(
