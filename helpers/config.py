@@ -5,14 +5,14 @@
 """
 from __future__ import annotations
 
-from helpers.errors import CourseError
-
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+
+from helpers.errors import CourseError
 
 VERSION_BASE = "1.3"
 METHOD_NAMES = ("source_only", "target_only", "pooled", "fehda", "tabddpm", "cross_attention")
@@ -220,6 +220,8 @@ def validate(cfg: DictConfig) -> Config:
     problems += [f"benchmark.label_fractions の {v} は範囲外です（許される範囲: (0, 1]）"
                  for v in bench.label_fractions if not 0 < v <= 1]
     problems += [f"benchmark.seeds の {s} は範囲外です（0 以上の整数）" for s in bench.seeds if s < 0]
+    if obj.data.name == "synthetic" and obj.data.synthetic is None:
+        problems.append("data.name=synthetic には data.synthetic の設定が必要です（data=synthetic を選んでください）")
     if problems:
         raise ConfigError("設定に誤りがあります:\n- " + "\n- ".join(problems))
     return obj
@@ -242,8 +244,8 @@ def compose_config(overrides: list[str] | tuple[str, ...] = (), *, config_name: 
         with initialize_config_dir(config_dir=str(project_root() / "conf"), version_base=VERSION_BASE):
             cfg = compose(config_name=config_name, overrides=list(overrides))
     except Exception as e:  # Hydra の合成エラー（未知のキー・型違い・未知のグループ）
-        cause = e.__cause__ or e
-        raise ConfigError(f"設定の合成に失敗しました（上書き: {list(overrides)}）:\n{cause}") from e
+        detail = f"{e}\n{e.__cause__}" if e.__cause__ else str(e)
+        raise ConfigError(f"設定の合成に失敗しました（上書き: {list(overrides)}）:\n{detail}") from e
     if check:
         validate(cfg)
     return cfg

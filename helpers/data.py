@@ -6,8 +6,6 @@
 """
 from __future__ import annotations
 
-from helpers.errors import CourseError
-
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.preprocessing import StandardScaler
+
+from helpers.errors import CourseError
 
 log = logging.getLogger(__name__)
 

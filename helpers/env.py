@@ -3,8 +3,6 @@
 """
 from __future__ import annotations
 
-from helpers.errors import CourseError
-
 import importlib.metadata
 import logging
 import os
@@ -16,7 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+
+from helpers.errors import CourseError
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +117,10 @@ def setup_japanese_fonts(theme: bool = True) -> str:
     return matplotlib.rcParams["font.family"][0]
 
 
-def versions_table(extra: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Python と主要パッケージのバージョン表（各ノートブックの冒頭で表示する）。"""
+def versions_table(extra: tuple[str, ...] = ()):
+    """Python と主要パッケージのバージョン表（pandas.DataFrame。各ノートブックの冒頭で表示する）。"""
+    import pandas as pd  # CLI の起動を軽くするため遅延 import
+
     rows = [("python", platform.python_version())]
     for name in (*CORE_PACKAGES, *extra):
         try:
@@ -146,7 +147,8 @@ def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
     """
     from tqdm.auto import tqdm
 
-    if not enabled:
+    # tqdm.notebook は TQDM_DISABLE を見ないので、ここで環境変数も確かめる
+    if not enabled or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true"):
         kwargs["disable"] = True
     kwargs.setdefault("mininterval", 0.5)
     return tqdm(iterable, **kwargs)
