@@ -105,17 +105,21 @@ class TabDDPMConfig:
     hidden: int = num(1)
     n_layers: int = num(1)
     steps: int = num(1)
-    batch_size: int = num(1)
+    batch_size: Optional[int] = num(1, default=None)   # None なら CPU 1024 / CUDA 4096
     lr: float = num(0, lo_open=True)
     weight_decay: float = num(0)
     ema_decay: float = num(0, 1, hi_open=True)
-    n_synthetic: int = num(0)
-    synthetic_weight: float = num(0)
+    dropout: float = num(0, 1, hi_open=True)
+    n_synthetic: int = num(1)
+    synthetic_weight: float = num(0, lo_open=True)
+    use_source: bool = MISSING
+    num_threads: Optional[int] = num(1, default=None)   # CPU のスレッド数（None なら torch の既定）
 
 
 @dataclass
 class CrossAttentionConfig:
     d_model: int = num(1)
+    d_key: int = num(1)
     top_m: int = num(1)
     n_epochs: int = num(1)
     batch_size: int = num(1)
@@ -123,8 +127,13 @@ class CrossAttentionConfig:
     weight_decay: float = num(0)
     dropout: float = num(0, 1, hi_open=True)
     target_weight: float = num(0, lo_open=True)
-    gbdt_blend: float = num(0, 1)
+    temperature: float = num(0, lo_open=True)
+    val_fraction: float = num(0, 1, hi_open=True)
     patience: int = num(1)
+    gbdt_blend: float = num(0, 1)
+    n_frequencies: int = num(0)
+    frequency_scale: float = num(0, lo_open=True)
+    cpu_threads: Optional[int] = num(1, default=None)
 
 
 @dataclass
