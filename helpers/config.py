@@ -131,8 +131,6 @@ class CrossAttentionConfig:
     val_fraction: float = num(0, 1, hi_open=True)
     patience: int = num(1)
     gbdt_blend: float = num(0, 1)
-    n_frequencies: int = num(0)
-    frequency_scale: float = num(0, lo_open=True)
     cpu_threads: Optional[int] = num(1, default=None)
 
 

@@ -23,9 +23,8 @@ import torch.nn.functional as F
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.preprocessing import QuantileTransformer
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
-from helpers.env import DEVICES, resolve_device
+from helpers.env import DEVICES, progress_bar, resolve_device
 from helpers.models.base import DomainRegressor
 from helpers.models.denoiser import MLPDenoiser, cosine_alphas_cumprod
 
@@ -224,7 +223,7 @@ class TabDDPM:
             )
             self.model_.train()
             t0 = time.perf_counter()
-            bar = tqdm(total=self.steps, initial=start, desc="TabDDPM 学習", disable=not self.progress, mininterval=1.0)
+            bar = progress_bar(total=self.steps, initial=start, desc="TabDDPM 学習", enabled=self.progress, mininterval=1.0)
             for step in range(start, self.steps):
                 loss_sum = loss_sum + self._train_step(data, dom, step)
                 loss_count += 1
@@ -368,7 +367,8 @@ class TabDDPM:
             _require(domain is None, "このモデルはドメインなしで学習されています。domain は指定しないでください。")
         g = torch.Generator(device=dev).manual_seed(seed)
         x = torch.randn((n, self.d_in_), generator=g, device=dev)
-        steps = tqdm(reversed(range(self.timesteps)), total=self.timesteps, desc="TabDDPM 生成", disable=not self.progress, mininterval=1.0)
+        steps = progress_bar(reversed(range(self.timesteps)), total=self.timesteps, desc="TabDDPM 生成",
+                             enabled=self.progress, mininterval=1.0)
         for t in steps:
             tt = torch.full((n,), t, dtype=torch.long, device=dev)
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
