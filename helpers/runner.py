@@ -287,7 +287,28 @@ def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if cell.cell_type == "code":  # Markdown の行末 2 空白（改行）は残す
             lines = [line.rstrip() for line in lines]
         cell.source = "\n".join(lines).rstrip()
+        if cell.cell_type == "code":
+            cell.outputs = coalesce_streams(cell.outputs)
     return nb
+
+
+def coalesce_streams(outputs: list) -> list:
+    """続けて出た同じストリーム（stdout / stderr）の出力を 1 つにまとめる。
+
+    カーネルが出力を送る区切りは実行のたびに変わるので、まとめないと同じ出力でも差分が出る
+    （Jupyter の画面でも続いたストリームは 1 つに見える）。
+    """
+    merged: list = []
+    for out in outputs:
+        previous = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream" and previous.get("name") == out.get("name")):
+            previous["text"] = "".join(previous["text"]) + "".join(out["text"])
+        else:
+            if out.get("output_type") == "stream":
+                out["text"] = "".join(out["text"])
+            merged.append(out)
+    return merged
 
 
 def _write_atomic(nb: nbformat.NotebookNode, path: Path) -> None:

@@ -251,3 +251,26 @@ def test_error_is_one_line_without_colour_codes():
         "ConfigError: 設定の合成に失敗しました: seed は 0 以上"
     )
     assert runner._one_line("DeadKernelError", "") == "DeadKernelError"
+
+
+def test_coalesce_streams_merges_adjacent_chunks_of_one_stream():
+    from nbformat.v4 import new_output
+
+    from helpers.runner import coalesce_streams
+
+    outputs = [
+        new_output("stream", name="stdout", text="version_base ="),
+        new_output("stream", name="stdout", text=" 1.3\n"),
+        new_output("stream", name="stderr", text="警告\n"),
+        new_output("stream", name="stdout", text="次\n"),
+        new_output("display_data", data={"text/plain": "x"}),
+        new_output("stream", name="stdout", text="後\n"),
+    ]
+    merged = coalesce_streams(outputs)
+    assert [(o["output_type"], o.get("name"), o.get("text")) for o in merged] == [
+        ("stream", "stdout", "version_base = 1.3\n"),
+        ("stream", "stderr", "警告\n"),
+        ("stream", "stdout", "次\n"),
+        ("display_data", None, None),
+        ("stream", "stdout", "後\n"),
+    ]
