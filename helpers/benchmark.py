@@ -30,8 +30,21 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from helpers.config import METHOD_NAMES, VERSION_BASE, register_configs, validate
-from helpers.data import DataError, DomainData, DomainSplit, load_bikeshare, make_split, make_synthetic
-from helpers.env import describe_device, progress_bar, project_root, resolve_device, seed_everything
+from helpers.data import (
+    DataError,
+    DomainData,
+    DomainSplit,
+    load_bikeshare,
+    make_split,
+    make_synthetic,
+)
+from helpers.env import (
+    describe_device,
+    progress_bar,
+    project_root,
+    resolve_device,
+    seed_everything,
+)
 from helpers.errors import CourseError
 from helpers.models import TORCH_METHODS, build_method, display_name
 
@@ -85,7 +98,11 @@ def measure_shift(split: DomainSplit, seed: int = 0, nd_max_rows: int | None = N
     source_halves（source を無作為に半分に分けた 2 つ。有限標本で出る値の目安）。
     wasserstein_nd は各ドメイン最大 nd_max_rows 行（省略時は ND_MAX_ROWS）で測る。
     """
-    from helpers.metrics import sliced_wasserstein, wasserstein_nd, wasserstein_per_feature
+    from helpers.metrics import (
+        sliced_wasserstein,
+        wasserstein_nd,
+        wasserstein_per_feature,
+    )
 
     halves = np.random.default_rng([seed, 3]).permutation(len(split.X_source))
     half = len(halves) // 2
@@ -261,7 +278,12 @@ def load_outputs(out_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None
 def write_figures(cfg: DictConfig, results: pd.DataFrame, shift: pd.DataFrame | None,
                   out_dir: Path) -> dict[str, Path]:
     """ベンチマークの図を out_dir/figures に PNG で保存し、{題: パス} を返す。"""
-    from helpers.visualization import plot_embedding, plot_r2_by_method, plot_wasserstein, save_figure
+    from helpers.visualization import (
+        plot_embedding,
+        plot_r2_by_method,
+        plot_wasserstein,
+        save_figure,
+    )
 
     figures = {"手法ごとの R²": plot_r2_by_method(results)}
     if shift is not None and not shift.empty:

@@ -130,6 +130,7 @@ class CrossAttentionConfig:
     temperature: float = num(0, lo_open=True)
     val_fraction: float = num(0, 1, hi_open=True)
     patience: int = num(1)
+    max_source_rows: Optional[int] = num(1, default=None)
     gbdt_blend: float = num(0, 1)
     cpu_threads: Optional[int] = num(1, default=None)
 

@@ -14,7 +14,14 @@ import pandas as pd
 import pytest
 
 from helpers import benchmark
-from helpers.benchmark import KEY, BenchmarkError, SearchNotImplementedError, check_config, run_and_track, run_benchmark
+from helpers.benchmark import (
+    KEY,
+    BenchmarkError,
+    SearchNotImplementedError,
+    check_config,
+    run_and_track,
+    run_benchmark,
+)
 from helpers.config import ConfigError, compose_config
 from helpers.env import project_root
 from helpers.metrics import r2
@@ -225,7 +232,12 @@ def test_failed_run_is_marked_failed(mlflow_store):
 def test_training_curves_are_read_defensively(mlflow_store):
     import mlflow
 
-    from helpers.tracking import log_training_curves, setup_tracking, tracked_run, training_curves
+    from helpers.tracking import (
+        log_training_curves,
+        setup_tracking,
+        tracked_run,
+        training_curves,
+    )
 
     attention = SimpleNamespace(history=[{"epoch": 1, "train_loss": 0.9, "val_loss": 1.0},
                                          {"epoch": 2, "train_loss": 0.5, "val_loss": float("nan")}, "junk"])

@@ -14,7 +14,11 @@ import torch
 from scipy.stats import wasserstein_distance
 
 from helpers.data import make_split, make_synthetic
-from helpers.models.denoiser import MLPDenoiser, cosine_alphas_cumprod, timestep_embedding
+from helpers.models.denoiser import (
+    MLPDenoiser,
+    cosine_alphas_cumprod,
+    timestep_embedding,
+)
 from helpers.models.diffusion import (
     CHECKPOINT_NAME,
     CheckpointMismatchError,

@@ -9,8 +9,10 @@ TabR（Gorishniy et al. 2023, "TabR: Tabular Deep Learning Meets Nearest Neighbo
 - 値 = W_y·y_m + (記憶行のドメイン埋め込み) + T(k(q) − k(m))。読み出しをクエリの表現に足し、MLP で y を予測する。
 - 学習中、バッチのクエリ行は記憶にも入っているので、自分自身の記憶行（同じ記憶番号）を必ず除外する。
   だから行は自分のラベルを決して見ない。
-- 任意で、Daumé III 流の特徴拡張 [x, x·source, x·target] で学習した HistGradientBoosting と
-  予測を混ぜられる（gbdt_blend ∈ [0, 1]、0 なら使わない）。
+- 予測は FEHDA（Daumé III 流の特徴拡張 + HistGradientBoosting、source 全行 + ラベル付き target で学習）と
+  混ぜる: (1 − gbdt_blend)·ネットワーク + gbdt_blend·FEHDA。既定 0.5、0 ならネットワークだけ。
+- 既定値は Bikeshare（ラベル 10 %）で、ラベル付き target 行だけの交差検証で選んだ「full」設定。
+  「quick」設定の例: n_epochs=15, patience=5, top_m=16。
 """
 from __future__ import annotations
 
@@ -23,13 +25,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 from threadpoolctl import threadpool_limits
+from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from helpers.env import resolve_device
+from helpers.env import progress_bar, resolve_device
 from helpers.models.base import DomainRegressor
+from helpers.models.fehda import FEHDA
 
 if TYPE_CHECKING:
     from helpers.data import DomainSplit
@@ -104,8 +106,9 @@ class CrossAttentionRegressor(DomainRegressor):
     """各行がラベル付きの行（source + target）の記憶に注意を向けて y を予測する回帰モデル。
 
     学習は source 行とラベル付き target 行の両方をクエリにし、target の損失に target_weight を掛ける。
+    source は最大 max_source_rows 行（seed で無作為に選ぶ。None なら全行）。多すぎると精度が下がった。
     早期終了の検証行は、ラベル付き target 行の一部 (val_fraction) だけから取る（target テスト行は使わない）。
-    学習後、検証行も記憶に戻して予測する。
+    学習後、検証行も記憶に戻して予測する。fit は torch の大域乱数の seed も設定する。
     """
 
     display_name = "Ours (CrossAttention)"
@@ -121,11 +124,12 @@ class CrossAttentionRegressor(DomainRegressor):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         dropout: float = 0.1,
-        target_weight: float = 5.0,
+        target_weight: float = 2.0,
         temperature: float = 1.0,
         val_fraction: float = 0.2,
-        patience: int = 10,
-        gbdt_blend: float = 0.0,
+        patience: int = 15,
+        max_source_rows: int | None = 3000,
+        gbdt_blend: float = 0.5,
         device: str = "auto",
         cpu_threads: int | None = 1,
         seed: int = 0,
@@ -138,6 +142,8 @@ class CrossAttentionRegressor(DomainRegressor):
         _check_int("batch_size", batch_size, 1)
         _check_int("patience", patience, 1)
         _check_int("seed", seed, 0)
+        if max_source_rows is not None:
+            _check_int("max_source_rows", max_source_rows, 1)
         if cpu_threads is not None:
             _check_int("cpu_threads", cpu_threads, 1)
         _check_float("lr", lr, 0.0, math.inf, low_open=True)
@@ -154,25 +160,31 @@ class CrossAttentionRegressor(DomainRegressor):
         self.lr, self.weight_decay, self.dropout = lr, weight_decay, dropout
         self.target_weight, self.temperature, self.val_fraction = target_weight, temperature, val_fraction
         self.patience, self.gbdt_blend, self.device, self.cpu_threads = patience, gbdt_blend, device, cpu_threads
-        self.seed, self.progress = seed, progress
+        self.max_source_rows, self.seed, self.progress = max_source_rows, seed, progress
         #: エポックごとの記録 [{"epoch", "train_loss", "val_loss"}, ...]（MLflow に記録する用）
         self.history: list[dict] = []
 
     # ------------------------------------------------------------------ 学習
-    def fit(self, split: "DomainSplit") -> "CrossAttentionRegressor":
+    def fit(self, split: DomainSplit) -> CrossAttentionRegressor:
         """source 行とラベル付き target 行で学習する（target テスト行は使わない）。"""
         self.device_ = resolve_device(self.device)
         with self._threads():
             return self._fit(split)
 
-    def _fit(self, split: "DomainSplit") -> "CrossAttentionRegressor":
+    def _fit(self, split: DomainSplit) -> CrossAttentionRegressor:
         X_t, y_t = np.asarray(split.X_target_train, np.float32), np.asarray(split.y_target_train, np.float32)
         X_s, y_s = np.asarray(split.X_source, np.float32), np.asarray(split.y_source, np.float32)
         if len(y_t) == 0:
             raise ValueError("ラベル付き target 行 (split.X_target_train) が 0 行です。label_fraction を大きくしてください。")
         torch.manual_seed(self.seed)
+        # source は多すぎると target の近傍を押しのけるので、最大 max_source_rows 行を無作為に使う（GBDT は全行）
+        self.source_index_ = np.arange(len(y_s))
+        if self.max_source_rows is not None and len(y_s) > self.max_source_rows:
+            chosen = np.random.default_rng([self.seed, 3]).choice(len(y_s), self.max_source_rows, replace=False)
+            self.source_index_ = np.sort(chosen)
+        X_s, y_s = X_s[self.source_index_], y_s[self.source_index_]
         rng = np.random.default_rng([self.seed, 2])
-        n_val = int(round(self.val_fraction * len(y_t)))
+        n_val = round(self.val_fraction * len(y_t))
         if 0 < self.val_fraction and not 0 < n_val < len(y_t):
             log.warning("ラベル付き target が %d 行しかないので、検証なし（早期終了なし）で学習します。", len(y_t))
             n_val = 0
@@ -196,7 +208,7 @@ class CrossAttentionRegressor(DomainRegressor):
         w = torch.where(d_m == TARGET, self.target_weight, 1.0)
         gen = torch.Generator().manual_seed(self.seed)
         self.history, best, best_loss, waited = [], None, math.inf, 0
-        bar = tqdm(range(self.n_epochs), desc=self.display_name, disable=not self.progress, leave=False)
+        bar = progress_bar(range(self.n_epochs), desc=self.display_name, enabled=self.progress, leave=False)
         for epoch in bar:
             self.network_.train()
             total, weight_sum = 0.0, 0.0
@@ -233,16 +245,9 @@ class CrossAttentionRegressor(DomainRegressor):
         self._set_memory(
             np.vstack([X_s, X_t]), np.concatenate([y_s, y_t]), np.r_[np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)]
         )
-        self.memory_ids_ = np.concatenate([split.source_ids, split.target_train_ids])
-        self.gbdt_ = self._fit_gbdt(X_s, y_s, X_t, y_t) if self.gbdt_blend > 0 else None  # _threads の中
+        self.memory_ids_ = np.concatenate([split.source_ids[self.source_index_], split.target_train_ids])
+        self.gbdt_ = FEHDA(seed=self.seed).fit(split) if self.gbdt_blend > 0 else None
         return self
-
-    def _fit_gbdt(self, X_s, y_s, X_t, y_t):
-        """Daumé III 流の拡張特徴 [x, x·source, x·target] で HistGradientBoosting を学習する。"""
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        X = np.vstack([_augment(X_s, SOURCE), _augment(X_t, TARGET)])
-        return HistGradientBoostingRegressor(random_state=self.seed).fit(X, np.concatenate([y_s, y_t]))
 
     # ------------------------------------------------------------------ 記憶
     def _tensors(self, X, y, d):
@@ -262,7 +267,7 @@ class CrossAttentionRegressor(DomainRegressor):
     # ------------------------------------------------------------------ 予測
     @contextlib.contextmanager
     def _threads(self):
-        """CPU では計算の間だけ torch と OpenMP/BLAS（HistGradientBoosting）のスレッド数を cpu_threads にする。
+        """CPU では計算の間だけ torch と OpenMP/BLAS（FEHDA の HistGradientBoosting）のスレッド数を cpu_threads にする。
 
         小さな演算ばかりなので、CPU を他の仕事と分け合うときは 1 スレッドのほうがずっと速い。
         """
@@ -311,18 +316,18 @@ class CrossAttentionRegressor(DomainRegressor):
         return self._attend(X)[0]
 
     def predict_rows(self, X: np.ndarray, domain: int = TARGET, exclude=None) -> np.ndarray:
-        """ドメインを指定して予測する（ネットワークだけ。GBDT は混ぜない）。
+        """ドメインを指定して予測する（ネットワークだけ。FEHDA は混ぜない）。
 
         exclude: 各行について候補から外す記憶番号（-1 なら外さない）。学習中の「自分を除く」と同じ処理。
         """
         return self._attend(X, domain, exclude)[0] * self.y_std_ + self.y_mean_
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """target ドメインの行として予測する（gbdt_blend > 0 なら GBDT と混ぜる）。"""
+        """target ドメインの行として予測する（gbdt_blend > 0 なら FEHDA と混ぜる）。"""
         pred = self.predict_rows(X)
         if self.gbdt_ is not None:
             with self._threads():
-                gbdt = self.gbdt_.predict(_augment(np.asarray(X, np.float32), TARGET))
+                gbdt = self.gbdt_.predict(np.asarray(X, np.float32))
             pred = (1 - self.gbdt_blend) * pred + self.gbdt_blend * gbdt
         return pred
 
@@ -354,12 +359,6 @@ class CrossAttentionRegressor(DomainRegressor):
     def _check_fitted(self) -> None:
         if not hasattr(self, "network_"):
             raise RuntimeError("まだ学習していません。先に fit(split) を呼んでください。")
-
-
-def _augment(X: np.ndarray, domain: int) -> np.ndarray:
-    """Daumé III の特徴拡張: source → [x, x, 0], target → [x, 0, x]。"""
-    zeros = np.zeros_like(X)
-    return np.hstack([X, X, zeros] if domain == SOURCE else [X, zeros, X])
 
 
 def _as_matrix(X, n_features: int) -> np.ndarray:

@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from helpers.models.baselines import HGBRegressorBase, check_target_weight, stack_domains
+from helpers.models.baselines import (
+    HGBRegressorBase,
+    check_target_weight,
+    stack_domains,
+)
 
 if TYPE_CHECKING:
     from helpers.data import DomainSplit
