@@ -10,6 +10,7 @@ import platform
 import random
 import sys
 import warnings
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -152,3 +153,25 @@ def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
         kwargs["disable"] = True
     kwargs.setdefault("mininterval", 0.5)
     return tqdm(iterable, **kwargs)
+
+
+@contextmanager
+def limit_threads(n: int | None):
+    """この中だけ PyTorch と OpenMP/BLAS（HistGradientBoosting など）の CPU スレッド数を n にする（None なら変えない）。
+
+    小さな計算では、2 コアを他のプロセスと取り合うとスレッド同士の待ち合わせで何倍も遅くなる。
+    そういう共有マシンでは n=1 が速くて安定する（ノートブック 08 で扱う）。
+    """
+    if n is None:
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(old)

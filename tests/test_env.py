@@ -83,3 +83,17 @@ def test_start_validates_parameters_before_work():
         start(seed="abc", show=False)
     with pytest.raises(ConfigError, match="profile"):
         start(profile="fast", show=False)
+
+
+def test_limit_threads_sets_and_restores_torch_and_openmp():
+    from threadpoolctl import threadpool_info
+
+    from helpers.env import limit_threads
+
+    before = torch.get_num_threads()
+    with limit_threads(1):
+        assert torch.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+    assert torch.get_num_threads() == before
+    with limit_threads(None):
+        assert torch.get_num_threads() == before

@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import torch
-from threadpoolctl import threadpool_limits
 from torch import nn
 from torch.nn import functional as F
 
-from helpers.env import progress_bar, resolve_device
+from helpers.env import limit_threads, progress_bar, resolve_device
 from helpers.models.base import DomainRegressor
 from helpers.models.fehda import FEHDA
 
@@ -274,13 +273,8 @@ class CrossAttentionRegressor(DomainRegressor):
         if self.cpu_threads is None or self.device_ != "cpu":
             yield
             return
-        old = torch.get_num_threads()
-        torch.set_num_threads(self.cpu_threads)
-        try:
-            with threadpool_limits(limits=self.cpu_threads):
-                yield
-        finally:
-            torch.set_num_threads(old)
+        with limit_threads(self.cpu_threads):
+            yield
 
     @torch.no_grad()
     def _attend(self, X, domain=TARGET, exclude=None, chunk: int = 1024):

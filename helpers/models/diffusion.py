@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +21,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.preprocessing import QuantileTransformer
-from threadpoolctl import threadpool_limits
 
-from helpers.env import DEVICES, progress_bar, resolve_device
+from helpers.env import DEVICES, limit_threads, progress_bar, resolve_device
 from helpers.models.base import DomainRegressor
 from helpers.models.denoiser import MLPDenoiser, cosine_alphas_cumprod
 
@@ -55,24 +53,6 @@ def _is_int(value) -> bool:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-@contextmanager
-def torch_threads(n: int | None):
-    """この中だけ PyTorch の CPU スレッド数を n にする（None なら変えない）。
-
-    小さな MLP では、他のプロセスと CPU を取り合うとスレッド同士の待ち合わせで何倍も遅くなる。
-    そういう共有マシンでは n=1 が速くて安定する。
-    """
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class TabDDPM:
@@ -187,7 +167,7 @@ class TabDDPM:
     # ------------------------------------------------------------------ 学習
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, domain: np.ndarray | None = None) -> "TabDDPM":
         """X (n, d)（と y (n,)、domain (n,)）を学ぶ。checkpoint_dir に同じ設定のチェックポイントがあれば続きから。"""
-        with torch_threads(self.num_threads):
+        with limit_threads(self.num_threads):
             return self._fit(X, y, domain)
 
     def _fit(self, X, y, domain) -> "TabDDPM":
@@ -349,7 +329,7 @@ class TabDDPM:
 
         domain: ドメイン付きで学習したモデルで生成するドメイン（None なら 1 = target）。
         """
-        with torch_threads(self.num_threads):
+        with limit_threads(self.num_threads):
             return self._sample(n, domain, seed)
 
     @torch.no_grad()
@@ -454,14 +434,14 @@ class TabDDPMRegressor(DomainRegressor):
         weights = np.r_[np.ones(len(yt)), np.full(len(y_syn), self.synthetic_weight)]
         self.regressor_ = HistGradientBoostingRegressor(random_state=self.seed)
         # num_threads は勾配ブースティング（OpenMP）のスレッド数にも使う（None なら制限しない）
-        with threadpool_limits(limits=self.num_threads):
+        with limit_threads(self.num_threads):
             self.regressor_.fit(np.vstack([Xt, X_syn]), np.concatenate([yt, y_syn]), sample_weight=weights)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         if not hasattr(self, "regressor_"):
             raise RuntimeError("TabDDPMRegressor はまだ学習されていません。先に fit(split) を呼んでください。")
-        with threadpool_limits(limits=self.num_threads):
+        with limit_threads(self.num_threads):
             return self.regressor_.predict(np.asarray(X))
 
 
@@ -481,7 +461,7 @@ def measure_throughput(
     _require(_is_int(warmup) and warmup >= 0, f"warmup は 0 以上の整数にしてください（受け取った値: {warmup!r}）。")
     dev = torch.device(resolve_device(device))
     model = TabDDPM(timesteps=timesteps, hidden=hidden, n_layers=n_layers, batch_size=batch_size, steps=steps, progress=False)
-    with torch_threads(num_threads), torch.random.fork_rng(devices=[]):
+    with limit_threads(num_threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model._setup(d, 0, dev)
         data = torch.randn((4096, d), generator=model.generator_, device=dev)
