@@ -30,14 +30,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from helpers.config import METHOD_NAMES, VERSION_BASE, register_configs, validate
-from helpers.data import (
-    DataError,
-    DomainData,
-    DomainSplit,
-    load_bikeshare,
-    make_split,
-    make_synthetic,
-)
+from helpers.data import DomainData, DomainSplit, load_dataset, make_split
 from helpers.env import (
     describe_device,
     progress_bar,
@@ -74,13 +67,14 @@ class SearchNotImplementedError(CourseError, NotImplementedError):
 # ---- データ ---------------------------------------------------------------------------------
 def load_data(cfg: DictConfig) -> DomainData:
     """cfg.data からデータを読む。合成データの生成には trainer.seed を使う（分割と手法の seed とは別）。"""
-    if cfg.data.name == "bikeshare":
-        return load_bikeshare(Path(cfg.paths.data_dir) / "bikeshare.csv")
     if cfg.data.name == "synthetic":
         if cfg.data.synthetic is None:
             raise BenchmarkError("data=synthetic には data.synthetic の設定が必要です（conf/data/synthetic.yaml）。")
-        return make_synthetic(**OmegaConf.to_container(cfg.data.synthetic, resolve=True), seed=cfg.trainer.seed)
-    raise DataError(f"data.name={cfg.data.name!r} は未知のデータセットです（bikeshare か synthetic）。")
+        return load_dataset("synthetic", **OmegaConf.to_container(cfg.data.synthetic, resolve=True),
+                            seed=cfg.trainer.seed)
+    if cfg.data.name == "bikeshare":
+        return load_dataset("bikeshare", path=Path(cfg.paths.data_dir) / "bikeshare.csv")
+    return load_dataset(cfg.data.name)  # 未知の名前は helpers.data が日本語の DataError にする
 
 
 def split_for(cfg: DictConfig, data: DomainData, seed: int, label_fraction: float) -> DomainSplit:
