@@ -14,6 +14,7 @@ CLI アプリとしての使い方はノートブック 08）。
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -44,6 +45,7 @@ from helpers.models import TORCH_METHODS, build_method, display_name
 log = logging.getLogger(__name__)
 
 RESULTS_CSV, PREDICTIONS_CSV, SHIFT_CSV = "results.csv", "predictions.csv", "shift.csv"
+SEARCH_CSV, TRIALS_CSV = "search.csv", "search_trials.csv"
 KEY = ["seed", "label_fraction", "method"]
 RESULT_COLUMNS = [
     "dataset", "method", "display_name", "seed", "label_fraction", "r2", "rmse", "fit_seconds", "predict_seconds",
@@ -58,10 +60,6 @@ ResultCallback = Callable[[dict[str, Any], Any], None]
 
 class BenchmarkError(CourseError, ValueError):
     """ベンチマークの入力や出力フォルダの問題。"""
-
-
-class SearchNotImplementedError(CourseError, NotImplementedError):
-    """hparams_search（Optuna の探索）はまだない（別の issue で予定している機能）。"""
 
 
 # ---- データ ---------------------------------------------------------------------------------
@@ -268,6 +266,62 @@ def load_outputs(out_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None
     return pd.read_csv(out_dir / RESULTS_CSV), read(PREDICTIONS_CSV), read(SHIFT_CSV)
 
 
+# ---- ハイパーパラメータ探索（hparams_search） -------------------------------------------------------
+def study_name_for(cfg: DictConfig, method: str) -> str:
+    """study 名 = search.study_name + 手法名 + 探索の条件のハッシュ。
+
+    条件（データ・手法の既定値・空間・fold 数・sampler・シード・ラベル割合）が同じときだけ同じ study を再開し、
+    違えば別の study になる（違う条件の試行が混ざらない）。
+    """
+    search = cfg.search
+    content = {"base": config_hash(cfg, method), "space": OmegaConf.to_container(search.spaces[method], resolve=True),
+               "n_folds": search.n_folds, "sampler": search.sampler, "pruner": search.pruner,
+               "seed": cfg.trainer.seed, "label_fraction": cfg.data.label_fraction}
+    digest = hashlib.sha1(json.dumps(content, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{search.study_name}-{method}-{digest}"
+
+
+def tune(cfg: DictConfig, out_dir: Path | None = None, *, track: bool = False) -> tuple[DictConfig, pd.DataFrame]:
+    """search.methods の手法ごとに Optuna で探索し、(最良の値を methods.<手法> に入れた設定, 要約の表) を返す。
+
+    探索の分割は trainer.seed と data.label_fraction の 1 つ。目的関数はそのラベル付き target 行の k-fold の
+    平均 R² で、target テスト行は使わない（helpers/search.py）。track=True なら試行ごとに入れ子の MLflow run を作る
+    （親 run を開いてから呼ぶ）。out_dir には search.csv（要約）と search_trials.csv（全試行）を書く。
+    """
+    from helpers.search import best_params, finished_trials, mlflow_trial_callback, run_study
+
+    search = cfg.search
+    if search is None:
+        raise BenchmarkError("hparams_search が選ばれていません（例: hparams_search=optuna）。")
+    seed, fraction = int(cfg.trainer.seed), float(cfg.data.label_fraction)
+    split = split_for(cfg, load_data(cfg), seed, fraction)
+    device = resolve_device(cfg.trainer.device)
+    tuned = copy.deepcopy(cfg)
+    rows, trials = [], []
+    for method in progress_bar(list(search.methods), desc="探索", enabled=bool(cfg.trainer.progress)):
+        name = study_name_for(cfg, method)
+        callbacks = [mlflow_trial_callback(method, name)] if track else []
+        study = run_study(split, method, OmegaConf.to_container(cfg.methods[method], resolve=True),
+                          OmegaConf.to_container(search.spaces[method], resolve=True), n_trials=int(search.n_trials),
+                          study_name=name, storage=search.storage, sampler=search.sampler, pruner=search.pruner,
+                          n_folds=int(search.n_folds), timeout=search.timeout, seed=seed, device=device,
+                          callbacks=callbacks)
+        best = best_params(study)
+        for key, value in best.items():
+            tuned.methods[method][key] = value
+        rows.append({"method": method, "display_name": display_name(method), "study_name": name,
+                     "n_trials": finished_trials(study), "best_trial": study.best_trial.number,
+                     "best_cv_r2": study.best_value, "best_params": json.dumps(best, sort_keys=True)})
+        trials.append(study.trials_dataframe(attrs=("number", "value", "state", "params")).assign(method=method))
+        log.info("探索 %s: 最良の k-fold R²=%.3f（試行 %d）%s", method, study.best_value, study.best_trial.number, best)
+    summary = pd.DataFrame(rows)
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        summary.to_csv(Path(out_dir) / SEARCH_CSV, index=False)
+        pd.concat(trials, ignore_index=True).to_csv(Path(out_dir) / TRIALS_CSV, index=False)
+    return tuned, summary
+
+
 # ---- 図とレポート -----------------------------------------------------------------------------------
 def write_figures(cfg: DictConfig, results: pd.DataFrame, shift: pd.DataFrame | None,
                   out_dir: Path) -> dict[str, Path]:
@@ -300,9 +354,11 @@ def report_benchmark(cfg: DictConfig, out_dir: Path, meta: dict[str, Any] | None
     results, predictions, shift = load_outputs(out_dir)
     figures = write_figures(cfg, results, shift, out_dir)
     meta = {**(meta or {}), "versions": versions_table()}
+    search = pd.read_csv(out_dir / SEARCH_CSV) if (out_dir / SEARCH_CSV).exists() else None
     md, html = write_report(results, out_dir, shift=shift, predictions=predictions, config=cfg,
-                            figures=figures, meta=meta)
-    files = {name: out_dir / name for name in (RESULTS_CSV, PREDICTIONS_CSV, SHIFT_CSV) if (out_dir / name).exists()}
+                            figures=figures, meta=meta, search=search)
+    names = (RESULTS_CSV, PREDICTIONS_CSV, SHIFT_CSV, SEARCH_CSV, TRIALS_CSV)
+    files = {name: out_dir / name for name in names if (out_dir / name).exists()}
     return {**files, **{p.name: p for p in figures.values()}, md.name: md, html.name: html}
 
 
@@ -326,7 +382,10 @@ def _child_logger(cfg: DictConfig, benchmark_id: str) -> ResultCallback:
 
 
 def run_and_track(cfg: DictConfig, out_dir: Path) -> dict[str, Path]:
-    """ベンチマーク → 図とレポート。tracking.enabled なら親 run と子 run で MLflow に記録する。"""
+    """（hparams_search があれば探索 →）ベンチマーク → 図とレポート。
+
+    tracking.enabled なら親 run 1 つの下に、探索の試行と (手法, シード, ラベル割合) を子 run として記録する。
+    """
     benchmark_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     enabled = bool(cfg.tracking.enabled)
     meta = {"benchmark_id": benchmark_id, "デバイスの詳細": describe_device(resolve_device(cfg.trainer.device)),
@@ -345,6 +404,10 @@ def run_and_track(cfg: DictConfig, out_dir: Path) -> dict[str, Path]:
 
             mlflow.log_params(flatten_config(cfg))
             log_config_artifact(cfg)
+        if cfg.search is not None:  # 探索 → 最良の値でベンチマーク
+            cfg, _ = tune(cfg, out_dir, track=enabled)
+            if parent is not None:
+                log_config_artifact(cfg, "config_tuned.yaml")
         results = run_benchmark(cfg, out_dir, on_result=_child_logger(cfg, benchmark_id) if enabled else None)
         files = report_benchmark(cfg, out_dir, meta)
         if parent is not None:
@@ -357,14 +420,14 @@ def run_and_track(cfg: DictConfig, out_dir: Path) -> dict[str, Path]:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """設定を検査する（helpers.config.validate）。hparams_search は別の issue で予定している機能なので、まだ断る。"""
+    """設定を検査する（helpers.config.validate）。探索空間のパラメータ名も手法の設定と照らし合わせる。"""
     validate(cfg)
     if cfg.search is not None:
-        log.error("hparams_search（method=%s）が指定されましたが、Optuna の探索はまだ実装されていません。", cfg.search.method)
-        raise SearchNotImplementedError(
-            "hparams_search（Optuna によるハイパーパラメータ探索）はまだ実装されていません。別の issue で予定している"
-            "機能です。今は hparams_search を外して実行してください（Optuna の使い方はノートブック 02）。"
-        )
+        from helpers.search import check_space
+
+        for method in cfg.search.methods:
+            check_space(OmegaConf.to_container(cfg.search.spaces[method], resolve=True), set(cfg.methods[method]),
+                        where=f"search.spaces.{method}")
 
 
 register_configs()  # スキーマ base_config とリゾルバ ${project_root:} を @hydra.main より先に登録する

@@ -163,9 +163,12 @@ class TrackingConfig:
 
 @dataclass
 class SearchConfig:
-    """Optuna の探索（hparams_search グループ）。space はパラメータ名 → {type, low, high, log, choices}。"""
+    """Optuna の探索（hparams_search グループ。helpers/search.py）。
 
-    method: str = choice(*METHOD_NAMES)
+    spaces は 手法名 → {パラメータ名 → {type, low, high, log, choices, when}}。探索するのは methods の手法だけ。
+    """
+
+    methods: list[str] = field(default_factory=list)
     n_trials: int = num(1)
     timeout: Optional[float] = num(0, lo_open=True, default=None)
     sampler: str = choice("tpe", "random", "cmaes", "gp")
@@ -173,7 +176,7 @@ class SearchConfig:
     n_folds: int = num(2)
     storage: Optional[str] = None
     study_name: str = MISSING
-    space: dict[str, Any] = field(default_factory=dict)
+    spaces: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -228,6 +231,13 @@ def validate(cfg: DictConfig) -> Config:
     problems += [f"benchmark.label_fractions の {v} は範囲外です（許される範囲: (0, 1]）"
                  for v in bench.label_fractions if not 0 < v <= 1]
     problems += [f"benchmark.seeds の {s} は範囲外です（0 以上の整数）" for s in bench.seeds if s < 0]
+    if obj.search is not None:
+        problems += [f"search.methods の {m!r} は未知の手法です（選べる値: {', '.join(METHOD_NAMES)}）"
+                     for m in obj.search.methods if m not in METHOD_NAMES]
+        problems += [f"search.methods の {m!r} に探索空間 search.spaces.{m} がありません"
+                     for m in obj.search.methods if m in METHOD_NAMES and not obj.search.spaces.get(m)]
+        if not obj.search.methods:
+            problems.append("search.methods が空です（探索する手法を 1 つ以上選んでください）")
     if obj.data.name == "synthetic" and obj.data.synthetic is None:
         problems.append("data.name=synthetic には data.synthetic の設定が必要です（data=synthetic を選んでください）")
     if problems:

@@ -239,8 +239,9 @@ def _shift_table(shift: pd.DataFrame) -> pd.DataFrame:
 
 def build_blocks(results: pd.DataFrame, *, shift: pd.DataFrame | None = None,
                  predictions: pd.DataFrame | None = None, config: Any = None,
-                 figures: Mapping[str, Path] | None = None, meta: Mapping[str, Any] | None = None) -> list:
-    """レポートの内容をブロックの列として組み立てる。"""
+                 figures: Mapping[str, Path] | None = None, meta: Mapping[str, Any] | None = None,
+                 search: pd.DataFrame | None = None) -> list:
+    """レポートの内容をブロックの列として組み立てる（search: benchmark.tune が書いた search.csv の表）。"""
     _check_columns(results, RESULT_COLUMNS, "results")
     if results.empty:
         raise ReportError("results が空です。ベンチマークが 1 行も結果を書いていません。")
@@ -286,6 +287,15 @@ def build_blocks(results: pd.DataFrame, *, shift: pd.DataFrame | None = None,
                          "有限標本でどれくらいの値が出るかの目安になる。"),
                    ("table", _shift_table(shift))]
 
+    if search is not None and not search.empty:
+        blocks += [("h2", "ハイパーパラメータ探索（Optuna）"),
+                   ("p", "手法ごとに 1 つの study で探索し、最良の値でベンチマークした。目的関数は探索用の分割"
+                         "（trainer.seed とその label_fraction）のラベル付き target 行の k-fold 平均 R² で、"
+                         "target テスト行は使っていない。"),
+                   ("table", search[["display_name", "n_trials", "best_trial", "best_cv_r2", "best_params"]].rename(
+                       columns={"display_name": "手法", "n_trials": "試行数", "best_trial": "最良の試行",
+                                "best_cv_r2": "k-fold R²", "best_params": "最良の値"}).round({"k-fold R²": 3}))]
+
     blocks.append(("h2", "4. 結果（target テスト）"))
     blocks.append(("p", "R² はシード間の平均 ± 標準偏差。95 % CI はシードの R² の平均のブートストラップ区間"
                         f"（{n_boot} 回）。シードが 1 つのときは標準偏差と CI を — とする。"))
@@ -307,15 +317,27 @@ def build_blocks(results: pd.DataFrame, *, shift: pd.DataFrame | None = None,
         blocks.append(("h2", "7. 図"))
         blocks += [("figure", (title, Path(path))) for title, path in figures.items()]
     notes = [text for method, text in REFERENCES.items() if method in names]
+    blend = _blend_note(config) if "cross_attention" in names else None
+    if blend:
+        notes.append(blend)
     if notes:
         blocks += [("h2", "注"), ("ul", notes)]
     return blocks
 
 
+def _blend_note(config: Any) -> str | None:
+    """Ours が FEHDA の予測と混ぜているなら、その割合を注に書く（設定の methods.cross_attention.gbdt_blend）。"""
+    blend = getattr(getattr(getattr(config, "methods", None), "cross_attention", None), "gbdt_blend", None)
+    if not blend:
+        return None
+    return (f"Ours (CrossAttention) の予測は、注意モデル {1 - float(blend):.0%} と FEHDA {float(blend):.0%} の"
+            "混合（methods.cross_attention.gbdt_blend）。注意モデルだけの性能ではない。")
+
+
 def write_report(results: pd.DataFrame, out_dir: str | Path, *, shift: pd.DataFrame | None = None,
                  predictions: pd.DataFrame | None = None, config: Any = None,
                  figures: Mapping[str, Path] | None = None, meta: Mapping[str, Any] | None = None,
-                 stem: str = "report") -> tuple[Path, Path]:
+                 search: pd.DataFrame | None = None, stem: str = "report") -> tuple[Path, Path]:
     """report.md と report.html を out_dir に書き、2 つのパスを返す。
 
     figures: {図の題: PNG のパス}（Markdown は out_dir からの相対パスで参照、HTML は埋め込み）。
@@ -324,7 +346,8 @@ def write_report(results: pd.DataFrame, out_dir: str | Path, *, shift: pd.DataFr
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    blocks = build_blocks(results, shift=shift, predictions=predictions, config=config, figures=figures, meta=meta)
+    blocks = build_blocks(results, shift=shift, predictions=predictions, config=config, figures=figures, meta=meta,
+                          search=search)
     md_path, html_path = out_dir / f"{stem}.md", out_dir / f"{stem}.html"
     md_path.write_text(to_markdown(blocks, out_dir), encoding="utf-8")
     html_path.write_text(to_html(blocks), encoding="utf-8")

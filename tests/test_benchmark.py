@@ -17,7 +17,6 @@ from helpers import benchmark
 from helpers.benchmark import (
     KEY,
     BenchmarkError,
-    SearchNotImplementedError,
     check_config,
     run_and_track,
     run_benchmark,
@@ -167,13 +166,19 @@ def test_cli_rejects_bad_overrides(tmp_path, override, expected):
     assert not (tmp_path / "results.csv").exists()
 
 
-def test_check_config_names_bad_methods_and_refuses_search_for_now():
+def test_check_config_names_bad_methods_and_bad_search_spaces():
+    from helpers.search import SearchError
+
     with pytest.raises(ConfigError, match="magic"):
         check_config(tiny_config("benchmark.methods=[fehda,magic]"))
-    # Optuna の探索は別の issue で予定している機能: 今は日本語のエラーで断る
-    with pytest.raises(SearchNotImplementedError, match="まだ実装されていません"):
-        check_config(tiny_config("hparams_search=cross_attention_optuna"))
-    check_config(tiny_config())  # 正しい設定は通る
+    # 探索空間のパラメータ名は手法の設定と照らし合わせる（綴りの誤りを探索の前に見つける）
+    with pytest.raises(SearchError, match="search.spaces.fehda.learning_rat"):
+        check_config(tiny_config("hparams_search=optuna",
+                                 "+search.spaces.fehda.learning_rat={type:float,low:0.01,high:0.1}"))
+    with pytest.raises(ConfigError, match="search.spaces.source_only"):
+        check_config(tiny_config("hparams_search=optuna", "search.methods=[source_only]"))
+    check_config(tiny_config("hparams_search=optuna"))  # 正しい設定は通る
+    check_config(tiny_config())
 
 
 # ---- MLflow -------------------------------------------------------------------------------------------

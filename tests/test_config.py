@@ -51,9 +51,12 @@ def test_group_option_can_be_swapped_at_a_package():
 
 def test_hparams_search_adds_search_node():
     cfg = compose_config(["hparams_search=cross_attention_optuna"])
-    assert cfg.search.method == "cross_attention"
+    assert list(cfg.search.methods) == ["cross_attention"]
     assert cfg.search.n_trials >= 1
-    assert "lr" in cfg.search.space
+    assert "lr" in cfg.search.spaces.cross_attention
+    # optuna.yaml の HGB 系の空間は YAML のアンカーで共有し、fehda は target_weight を足す
+    cfg = compose_config(["hparams_search=optuna"])
+    assert set(cfg.search.spaces.target_only) < set(cfg.search.spaces.fehda)
 
 
 @pytest.mark.parametrize(
