@@ -34,6 +34,7 @@ from helpers.config import METHOD_NAMES, VERSION_BASE, register_configs, validat
 from helpers.data import DomainData, DomainSplit, load_dataset, make_split
 from helpers.env import (
     describe_device,
+    limit_threads,
     progress_bar,
     project_root,
     resolve_device,
@@ -233,12 +234,13 @@ def _run_one(cfg: DictConfig, split: DomainSplit, method: str, seed: int, fracti
     seed_everything(seed, deterministic=bool(cfg.trainer.deterministic))
     model = build_method(method, OmegaConf.to_container(cfg.methods[method], resolve=True), seed=seed,
                          device=device, progress=bool(cfg.trainer.progress))
-    start = time.perf_counter()
-    model.fit(split)
-    fit_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    y_pred = np.asarray(model.predict(split.X_target_test), dtype=float).ravel()
-    predict_seconds = time.perf_counter() - start
+    with limit_threads(cfg.trainer.cpu_threads):
+        start = time.perf_counter()
+        model.fit(split)
+        fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        y_pred = np.asarray(model.predict(split.X_target_test), dtype=float).ravel()
+        predict_seconds = time.perf_counter() - start
     y_true = split.y_target_test.astype(float)
     row = {
         "dataset": split.dataset, "method": method, "display_name": display_name(method), "seed": seed,
@@ -305,7 +307,7 @@ def tune(cfg: DictConfig, out_dir: Path | None = None, *, track: bool = False) -
                           OmegaConf.to_container(search.spaces[method], resolve=True), n_trials=int(search.n_trials),
                           study_name=name, storage=search.storage, sampler=search.sampler, pruner=search.pruner,
                           n_folds=int(search.n_folds), timeout=search.timeout, seed=seed, device=device,
-                          callbacks=callbacks)
+                          cpu_threads=cfg.trainer.cpu_threads, callbacks=callbacks)
         best = best_params(study)
         for key, value in best.items():
             tuned.methods[method][key] = value

@@ -81,6 +81,7 @@ class TrainerConfig:
     seed: int = num(0)
     deterministic: bool = MISSING
     progress: bool = MISSING
+    cpu_threads: Optional[int] = num(1, default=None)
 
 
 @dataclass

@@ -165,13 +165,15 @@ def limit_threads(n: int | None):
     if n is None:
         yield
         return
-    import torch
     from threadpoolctl import threadpool_limits
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch = sys.modules.get("torch")  # まだ import されていなければ torch は使われないので、重い import をしない
+    old = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(n)
     try:
         with threadpool_limits(limits=n):
             yield
     finally:
-        torch.set_num_threads(old)
+        if torch is not None:
+            torch.set_num_threads(old)

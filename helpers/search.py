@@ -112,11 +112,14 @@ def suggest(trial: optuna.Trial, space: Mapping[str, Any]) -> dict[str, Any]:
 
 # ---- 目的関数 ------------------------------------------------------------------------------------
 def cv_objective(split: DomainSplit, method: str, base_params: Mapping[str, Any], space: Mapping[str, Any], *,
-                 n_folds: int = 3, seed: int = 0, device: str = "cpu") -> Callable[[optuna.Trial], float]:
+                 n_folds: int = 3, seed: int = 0, device: str = "cpu",
+                 cpu_threads: int | None = None) -> Callable[[optuna.Trial], float]:
     """target 学習行の k-fold 平均 R² を返す目的関数を作る（fold ごとに途中経過を報告し、枝刈りに使う）。
 
     提案された値は base_params（conf の methods.<手法>）を上書きする。空間にない値は base_params のまま。
+    cpu_threads: 学習の CPU スレッド数（helpers.env.limit_threads。None なら既定）。
     """
+    from helpers.env import limit_threads
     from helpers.metrics import r2
     from helpers.models import build_method
 
@@ -126,8 +129,9 @@ def cv_objective(split: DomainSplit, method: str, base_params: Mapping[str, Any]
         params = {**base_params, **suggest(trial, space)}
         scores = []
         for k, fold in enumerate(folds):
-            model = build_method(method, params, seed=seed, device=device, progress=False).fit(fold)
-            scores.append(r2(fold.y_target_test, model.predict(fold.X_target_test)))
+            with limit_threads(cpu_threads):
+                model = build_method(method, params, seed=seed, device=device, progress=False).fit(fold)
+                scores.append(r2(fold.y_target_test, model.predict(fold.X_target_test)))
             trial.report(float(np.mean(scores)), step=k)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"fold {k + 1}/{n_folds} で打ち切り（平均 R² {np.mean(scores):.3f}）")
@@ -205,7 +209,8 @@ def mlflow_trial_callback(method: str, study_name: str) -> TrialCallback:
 def run_study(split: DomainSplit, method: str, base_params: Mapping[str, Any], space: Mapping[str, Any], *,
               n_trials: int, study_name: str, storage: str | None = None, sampler: str = "tpe",
               pruner: str = "median", n_folds: int = 3, timeout: float | None = None, seed: int = 0,
-              device: str = "cpu", callbacks: list[TrialCallback] | None = None) -> optuna.Study:
+              device: str = "cpu", cpu_threads: int | None = None,
+              callbacks: list[TrialCallback] | None = None) -> optuna.Study:
     """1 つの手法の study を作る（あれば読み込む）か再開し、終わった試行が n_trials になるまで探索する。"""
     check_space(space, set(base_params), where=f"search.spaces.{method}")
     study = optuna.create_study(study_name=study_name, storage=make_storage(storage), direction="maximize",
@@ -215,7 +220,8 @@ def run_study(split: DomainSplit, method: str, base_params: Mapping[str, Any], s
     log.info("探索 %s: %d 試行のうち %d 試行が済み、残り %d 試行", study_name, n_trials, n_trials - remaining,
              max(remaining, 0))
     if remaining > 0:
-        objective = cv_objective(split, method, base_params, space, n_folds=n_folds, seed=seed, device=device)
+        objective = cv_objective(split, method, base_params, space, n_folds=n_folds, seed=seed, device=device,
+                                 cpu_threads=cpu_threads)
         study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=callbacks or [],
                        gc_after_trial=False, show_progress_bar=False)
     return study

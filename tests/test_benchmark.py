@@ -270,3 +270,25 @@ def test_flatten_config_is_dotted_and_truncated():
     assert all(isinstance(v, str) for v in flat.values())
     long = flatten_config({"a": {"b": "x" * (MAX_PARAM_VAL_LENGTH + 10)}})
     assert len(long["a.b"]) == MAX_PARAM_VAL_LENGTH
+
+
+def test_fits_run_under_trainer_cpu_threads(monkeypatch):
+    """trainer.cpu_threads の値で学習のスレッド数を制限する（quick プロファイルは 1）。"""
+    from contextlib import contextmanager
+
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    original = benchmark.limit_threads
+
+    @contextmanager
+    def recording(n):
+        with original(n):
+            seen.append((n, {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "openmp"}))
+            yield
+
+    monkeypatch.setattr(benchmark, "limit_threads", recording)
+    run_benchmark(tiny_config("trainer.cpu_threads=1", "benchmark.seeds=[0]", "benchmark.label_fractions=[0.3]"))
+    assert seen and all(n == 1 and threads <= {1} for n, threads in seen)
+    assert compose_config(["profile=quick"]).trainer.cpu_threads == 1
+    assert compose_config(["profile=full"]).trainer.cpu_threads is None
