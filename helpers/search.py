@@ -10,13 +10,18 @@
     l2_regularization: {type: float, low: 1.0e-3, high: 10, log: true, when: {regularize: true}}
 
 `when` は条件付きの空間: 先に提案した値が合うときだけ、そのパラメータを提案する。
-ストレージは "sqlite:///path.db"（RDB）または "journal:path.log"（Journal ファイル）。同じ study 名で
-もう一度呼ぶと続きから再開し、n_trials に届くまでの残りだけを実行する。
+ストレージは "sqlite:///path.db"（RDB）、"journal:path.log"（Journal ファイル）、または SQLAlchemy の URL
+（例: "postgresql+psycopg://user@host:5432/db"）。同じ study 名でもう一度呼ぶと続きから再開し、n_trials に
+届くまでの残りだけを実行する。同じ study に何個のプロセスがつないでも、終わった試行の合計が n_trials に届いた
+ところで各プロセスは止まる（実行中だった試行の分だけ、合計が少し超えることがある）。
+RDB では heartbeat_interval を渡すと、途中で落ちたプロセスの試行を grace_period 後に FAIL にし、同じパラメータで
+やり直す（RetryHeartbeatStaleTrialCallback）。
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,8 @@ log = logging.getLogger(__name__)
 SAMPLERS = ("tpe", "random", "cmaes", "gp")
 PRUNERS = ("none", "median", "hyperband")
 PARAM_TYPES = ("float", "int", "categorical", "bool")
+#: 予算に数える「終わった」試行（FAIL は数えない: やり直すか、もう 1 試行を足す）
+FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 JOURNAL_PREFIX = "journal:"
 SQLITE_PREFIX = "sqlite:///"
 #: 試行が終わるたびに呼ぶ callback（Optuna の study.optimize(callbacks=...) と同じ形）
@@ -165,8 +172,18 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     raise SearchError(f"search.pruner={name!r} は使えません（選べる値: {', '.join(PRUNERS)}）。")
 
 
-def make_storage(url: str | None) -> optuna.storages.BaseStorage | str | None:
-    """"sqlite:///…" は親フォルダを作って RDB に、"journal:…" は Journal ファイルに、None はメモリに置く。"""
+def make_storage(url: str | None, *, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                 max_retry: int = 2) -> optuna.storages.BaseStorage | str | None:
+    """"sqlite:///…" は親フォルダを作って RDB に、"journal:…" は Journal ファイルに、None はメモリに置く。
+    ほかの文字列は SQLAlchemy の URL として RDB に置く（PostgreSQL なら "postgresql+psycopg://…"）。
+
+    heartbeat_interval（秒）: RDB のとき、実行中の試行が生きていることを記録する間隔。記録が grace_period 秒
+    （既定は間隔の 2 倍）途絶えた試行は、次に試行を始めるプロセスが FAIL にし、max_retry 回まで同じパラメータで
+    やり直す。Journal とメモリには heartbeat がないので SearchError。
+    """
+    if heartbeat_interval is not None and (url is None or url.startswith(JOURNAL_PREFIX)):
+        raise SearchError(f"heartbeat_interval は RDB のストレージ（sqlite:/// や postgresql+psycopg://）だけで使えます"
+                          f"（受け取ったストレージ: {url!r}）。")
     if url is None:
         return None
     if url.startswith(JOURNAL_PREFIX):
@@ -177,13 +194,22 @@ def make_storage(url: str | None) -> optuna.storages.BaseStorage | str | None:
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     if url.startswith(SQLITE_PREFIX):
         Path(url[len(SQLITE_PREFIX):]).parent.mkdir(parents=True, exist_ok=True)
-    return url
+    if heartbeat_interval is None:
+        return url
+    if heartbeat_interval < 1:
+        raise SearchError(f"heartbeat_interval={heartbeat_interval} は使えません（1 以上の秒数にしてください）。")
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():  # heartbeat_interval は Optuna 5 でも「実験的」（ExperimentalWarning）
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=heartbeat_interval, grace_period=grace_period or 2 * heartbeat_interval,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
 
 
 def finished_trials(study: optuna.Study) -> int:
     """終わった（完了か打ち切りの）試行の数。再開では n_trials からこれを引いた数だけ実行する。"""
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=states))
+    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
 
 
 # ---- MLflow -----------------------------------------------------------------------------------------
@@ -210,10 +236,17 @@ def run_study(split: DomainSplit, method: str, base_params: Mapping[str, Any], s
               n_trials: int, study_name: str, storage: str | None = None, sampler: str = "tpe",
               pruner: str = "median", n_folds: int = 3, timeout: float | None = None, seed: int = 0,
               device: str = "cpu", cpu_threads: int | None = None,
-              callbacks: list[TrialCallback] | None = None) -> optuna.Study:
-    """1 つの手法の study を作る（あれば読み込む）か再開し、終わった試行が n_trials になるまで探索する。"""
+              callbacks: list[TrialCallback] | None = None, heartbeat_interval: int | None = None,
+              grace_period: int | None = None) -> optuna.Study:
+    """1 つの手法の study を作る（あれば読み込む）か再開し、終わった試行が n_trials になるまで探索する。
+
+    ほかのプロセスが同じ study を進めていても、合計が n_trials に届いたら止まる（MaxTrialsCallback）。
+    heartbeat_interval, grace_period: make_storage を見よ（落ちたプロセスの試行をやり直す）。
+    """
     check_space(space, set(base_params), where=f"search.spaces.{method}")
-    study = optuna.create_study(study_name=study_name, storage=make_storage(storage), direction="maximize",
+    study = optuna.create_study(study_name=study_name, direction="maximize",
+                                storage=make_storage(storage, heartbeat_interval=heartbeat_interval,
+                                                     grace_period=grace_period),
                                 sampler=make_sampler(sampler, seed), pruner=make_pruner(pruner),
                                 load_if_exists=True)
     remaining = n_trials - finished_trials(study)
@@ -222,7 +255,8 @@ def run_study(split: DomainSplit, method: str, base_params: Mapping[str, Any], s
     if remaining > 0:
         objective = cv_objective(split, method, base_params, space, n_folds=n_folds, seed=seed, device=device,
                                  cpu_threads=cpu_threads)
-        study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=callbacks or [],
+        budget = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED_STATES)  # 全プロセスの合計で止める
+        study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=[*(callbacks or []), budget],
                        gc_after_trial=False, show_progress_bar=False)
     return study
 

@@ -47,8 +47,15 @@ def setup_tracking(cfg: DictConfig) -> str:
     mlflow.set_tracking_uri(uri)
     name = str(cfg.tracking.experiment_name)
     if db is not None and mlflow.get_experiment_by_name(name) is None:
-        mlflow.create_experiment(name, artifact_location=(db.parent / "artifacts" / name).resolve().as_uri())
+        try:
+            mlflow.create_experiment(name, artifact_location=(db.parent / "artifacts" / name).resolve().as_uri())
+        except mlflow.exceptions.MlflowException as e:  # 別のプロセスが同時に作った
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
     experiment = mlflow.set_experiment(name)
+    # 別のプロセスと同時に実験を作ったとき、MLflow 3.17 の set_experiment は実験を返すだけで有効にしない
+    # （mlflow/tracking/fluent.py:221 の早い return）。run が既定の実験 0 に入らないよう、ID で有効にし直す。
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)
     log.info("MLflow: %s の実験 %r (id=%s)", uri, name, experiment.experiment_id)
     return experiment.experiment_id
 
