@@ -1,6 +1,7 @@
-"""コマンド `uv run course`: 講座ノートブックの一括実行 (run) と保存出力の作成 (store)。
+"""コマンド `uv run course`: 講座ノートブックの一括実行 (run)、保存出力の作成 (store)、
+解答なしの配布用コピー (strip-solutions)。
 
-中身は helpers/runner.py。papermill によるバッチ実行はノートブック 08 で紹介する。
+中身は helpers/runner.py と helpers/handout.py。papermill によるバッチ実行はノートブック 08 で紹介する。
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from helpers import runner
+from helpers import handout, runner
 from helpers.errors import CourseError
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--notebooks-dir", type=Path, metavar="DIR", help="ノートブックのフォルダ（既定: リポジトリの notebooks/）")
 
     parser = _Parser(prog="course", description="講座ノートブック（notebooks/NN_*.ipynb）を papermill で実行する。")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,store}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,store,strip-solutions}")
     run = sub.add_parser(
         "run", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
         help="番号順に実行し、実行済みコピーと summary.csv / summary.json を書く",
@@ -68,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=EXIT_CODES,
     )
+    strip = sub.add_parser(
+        "strip-solutions", help="演習の解答例を消した配布用コピーを --out に書く",
+        description="解答例のセル（タグ solution）を「# 解答を書いてください」にし、出力を消したコピーを --out に書く。"
+        "元のノートブックは書き換えない。",
+    )
+    strip.add_argument("--out", type=Path, required=True, metavar="DIR", help="配布用コピーの出力先（notebooks/ とは別のフォルダ）")
+    strip.add_argument("--only", metavar="01,03", help="対象のノートブックの番号（カンマ区切り）。既定は全部")
+    strip.add_argument("--notebooks-dir", type=Path, metavar="DIR", help="ノートブックのフォルダ（既定: リポジトリの notebooks/）")
     return parser
 
 
@@ -89,6 +98,8 @@ def _log_to_stderr():
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "strip-solutions":
+        return _strip_solutions(args)
     with _log_to_stderr():
         try:
             folder = args.notebooks_dir or runner.default_notebooks_dir()
@@ -111,6 +122,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             log.info("実行済みコピーと summary.csv / summary.json: %s", out)
     return 0 if all(r.passed for r in results) else 1
+
+
+def _strip_solutions(args) -> int:
+    with _log_to_stderr():
+        try:
+            notebooks = runner.select_notebooks(args.notebooks_dir or runner.default_notebooks_dir(), args.only)
+            counts = handout.write_handouts(notebooks, args.out)
+        except CourseError as exc:
+            log.error("エラー: %s", exc)
+            return 2
+        log.info("配布用コピー %d 本（解答例 %d セルを空欄に）: %s", len(counts), sum(counts.values()), args.out)
+    return 0
 
 
 if __name__ == "__main__":
