@@ -37,6 +37,10 @@ DEFAULT_CELL_TIMEOUT_S = 600.0
 KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 #: store と nbval のカーネルにはさらに、進捗バーを消し文字列のハッシュ順を固定して、保存出力を毎回同じにする
 STORE_ENV = {**KERNEL_ENV, "TQDM_DISABLE": "1", "PYTHONHASHSEED": "0"}
+#: カーネルに受け継がせない環境変数。mlflow.set_experiment は子プロセスのために MLFLOW_EXPERIMENT_ID を書く
+#: （mlflow/tracking/fluent.py）ので、同じプロセスで MLflow を使った後に起動したカーネルが別の保存先で
+#: 「その実験はない」と失敗する。ノートブックはそれぞれ自分で実験を選ぶ
+KERNEL_UNSET = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")
 #: papermill が足すセル（元のノートブックにはない）
 PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
 STATUS_JA = {"passed": "成功", "failed": "失敗", "skipped": "未実行"}
@@ -134,8 +138,10 @@ def check_device(device: str) -> None:
 
 @contextlib.contextmanager
 def kernel_env(env: dict[str, str] = STORE_ENV):
-    """with の間だけ環境変数を設定する。その間に起動したカーネルがこれを受け継ぐ（既定は STORE_ENV）。"""
-    saved = {key: os.environ.get(key) for key in env}
+    """with の間だけ環境変数を設定し、KERNEL_UNSET を消す。その間に起動したカーネルがこれを受け継ぐ（既定は STORE_ENV）。"""
+    saved = {key: os.environ.get(key) for key in (*env, *KERNEL_UNSET)}
+    for key in KERNEL_UNSET:
+        os.environ.pop(key, None)
     os.environ.update(env)
     try:
         yield

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 
 import nbformat
@@ -173,6 +174,7 @@ def test_device_cuda_without_gpu_exits_2_before_running(three_notebooks, tmp_pat
 
 def test_store_writes_normalised_outputs_in_place_and_a_second_store_changes_nothing(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "0")  # 呼び出し側の設定にかかわらず STORE_ENV がカーネルに届く
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "7")  # 呼び出し側の MLflow の実験はカーネルに届かない（KERNEL_UNSET）
     folder = tmp_path / "notebooks"
     folder.mkdir()
     path = write_notebook(
@@ -181,17 +183,19 @@ def test_store_writes_normalised_outputs_in_place_and_a_second_store_changes_not
             ("md", "# 01 保存のテスト", ()),
             ("code", PARAMETERS, ["parameters"]),
             ("code", "import os\nprint(profile, device, seed)   \n\n", ()),  # 行末と末尾の空白は store が落とす
-            ("code", "print(os.environ['TQDM_DISABLE'], os.environ['PYTHONHASHSEED'])", ["nbval-check-output"]),
+            ("code", "print(os.environ['TQDM_DISABLE'], os.environ['PYTHONHASHSEED'], os.environ.get('MLFLOW_EXPERIMENT_ID'))",
+             ["nbval-check-output"]),
             ("code", "{'x': 1}", ()),
         ],
     )
     assert cli.main(["store", "--notebooks-dir", str(folder)]) == 0
+    assert os.environ["MLFLOW_EXPERIMENT_ID"] == "7", "store の後は呼び出し側の環境変数を元に戻す"
     first = path.read_bytes()
     nb = nbformat.read(path, as_version=4)
 
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert [c.execution_count for c in code] == [1, 2, 3, 4]
-    assert outputs_text(nb) == "quick auto 0\n1 0\n"  # 既定のパラメータで実行し、STORE_ENV がカーネルに届く
+    assert outputs_text(nb) == "quick auto 0\n1 0 None\n"  # 既定のパラメータで実行し、STORE_ENV がカーネルに届く
     assert code[-1].outputs[0]["data"]["text/plain"] == "{'x': 1}"
     assert code[1].source == "import os\nprint(profile, device, seed)"
     assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
