@@ -3,7 +3,8 @@
     python scripts/optuna_worker.py --study-name demo --storage journal:/tmp/demo/optuna.log --n-trials 4 --seed 1
 
 study は名前とストレージで読み込む（先にノートブックなどで作っておく）。ストレージの書き方は helpers.search.make_storage
-と同じ（"journal:<path>" か "sqlite:///<path>"）。同じ study に何個のワーカーをつないでもよく、試行番号はストレージが配る。
+と同じ（"journal:<path>"・"sqlite:///<path>"、複数台なら "postgresql+psycopg://user@host:5432/db"）。
+同じ study に何個のワーカーをつないでもよく、試行番号はストレージが配る。
 目的関数 busy_objective は純 Python の CPU 計算で GIL を手放さない: スレッド（n_jobs）では速くならず、プロセスなら並ぶ。
 最後に 1 行の JSON（pid・import と探索の秒数・このワーカーが実行した試行番号）を標準出力に書く。
 """
@@ -39,7 +40,7 @@ def busy_objective(trial: optuna.Trial, work: int = DEFAULT_WORK) -> float:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="共有ストレージの Optuna study に試行を足すワーカー")
     parser.add_argument("--study-name", required=True, help="読み込む study の名前")
-    parser.add_argument("--storage", required=True, help='"journal:<path>" または "sqlite:///<path>"')
+    parser.add_argument("--storage", required=True, help='"journal:<path>"、"sqlite:///<path>" または "postgresql+psycopg://…"')
     parser.add_argument("--n-trials", type=int, default=4, help="このワーカーが実行する試行数（1 以上）")
     parser.add_argument("--seed", type=int, default=0, help="sampler の seed（ワーカーごとに変える）")
     parser.add_argument("--work", type=int, default=DEFAULT_WORK, help="1 試行の純 Python ループの回数（1 以上）")
