@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from child_process import kill_when_file_appears  # tests/child_process.py
 from scipy.stats import wasserstein_distance
 
 from helpers.data import make_split, make_synthetic
@@ -178,20 +177,11 @@ def test_resume_after_sigkill(tmp_path):
         # 子プロセスが import している間に、止めない学習を済ませておく（go ファイルで子の学習を始めさせる）
         uninterrupted = TabDDPM(**TINY, steps=steps).fit(X, y, domain)
         go.touch()
-        deadline = time.monotonic() + 60
-        while not (ckpt_dir / CHECKPOINT_NAME).exists():
-            if proc.poll() is not None:
-                pytest.fail(f"子プロセスがチェックポイントを書く前に終了しました: {proc.stderr.read().decode()[-2000:]}")
-            assert time.monotonic() < deadline, "子プロセスが 60 秒以内にチェックポイントを書きませんでした"
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    kill_when_file_appears(proc, ckpt_dir / CHECKPOINT_NAME, timeout=60, what="チェックポイントを書く")
     killed_at = torch.load(ckpt_dir / CHECKPOINT_NAME, weights_only=False)["step"]
     assert 0 < killed_at < steps, killed_at
 

@@ -7,13 +7,13 @@ TabDDPM の SIGKILL からの再開は tests/test_diffusion.py、MLflow の FAIL
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 
 import optuna
 import pytest
+from child_process import kill_when_file_appears  # tests/child_process.py
 
 from helpers.config import ConfigError
 from helpers.env import DeviceError, project_root
@@ -36,23 +36,8 @@ def test_killed_worker_loses_no_finished_trial_and_a_restart_completes_the_budge
     storage, name, n_trials, stall = f"sqlite:///{tmp_path}/optuna.db", "crash", 5, 2
     marker = tmp_path / "in_trial"
     proc = _worker(storage, name, n_trials, "--stall-at", str(stall), "--marker", str(marker))
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():  # 試行 0, 1 が終わり、試行 2 の途中にいる
-            if proc.poll() is not None:
-                pytest.fail(f"ワーカーが試行 {stall} の前に終了しました:\n{proc.stderr.read()[-3000:]}")
-            assert time.monotonic() < deadline, f"ワーカーが 120 秒以内に試行 {stall} に入りませんでした"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+    kill_when_file_appears(proc, marker, timeout=120, what=f"試行 {stall} に入る")  # 試行 0, 1 が終わり、試行 2 の途中
     killed_at = time.monotonic()
-    assert proc.returncode == -signal.SIGKILL
 
     before = {t.number: t for t in optuna.load_study(study_name=name, storage=storage).get_trials()}
     assert [t.state.name for t in before.values()] == ["COMPLETE", "COMPLETE", "RUNNING"]
