@@ -84,6 +84,16 @@ def split_for(cfg: DictConfig, data: DomainData, seed: int, label_fraction: floa
     )
 
 
+def device_for(cfg: DictConfig, methods) -> str:
+    """methods に PyTorch の手法があるときだけ trainer.device を解決する（なければ "cpu"。torch を import しない）。"""
+    return resolve_device(cfg.trainer.device) if TORCH_METHODS & set(methods) else "cpu"
+
+
+def _all_methods(cfg: DictConfig) -> list[str]:
+    """ベンチマークと（選ばれていれば）探索で使う手法の名前。"""
+    return [*cfg.benchmark.methods, *(cfg.search.methods if cfg.search is not None else ())]
+
+
 def measure_shift(split: DomainSplit, seed: int = 0, nd_max_rows: int | None = None) -> pd.DataFrame:
     """source と target のずれを測る（列: seed, comparison, measure, feature, value）。
 
@@ -179,7 +189,7 @@ def run_benchmark(cfg: DictConfig, out_dir: Path | None = None, *,
     if cfg.data.label_fraction not in bench.label_fractions:
         log.warning("data.label_fraction=%s はベンチマークでは使いません（benchmark.label_fractions=%s を使う）。",
                     cfg.data.label_fraction, list(bench.label_fractions))
-    device = resolve_device(cfg.trainer.device)
+    device = device_for(cfg, bench.methods)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -231,7 +241,7 @@ def _run_one(cfg: DictConfig, split: DomainSplit, method: str, seed: int, fracti
     """1 つの手法を学習・予測して、結果の行・学習済みモデル・テスト行ごとの予測を返す。"""
     from helpers.metrics import r2, rmse
 
-    seed_everything(seed, deterministic=bool(cfg.trainer.deterministic))
+    seed_everything(seed, deterministic=bool(cfg.trainer.deterministic), with_torch=method in TORCH_METHODS)
     model = build_method(method, OmegaConf.to_container(cfg.methods[method], resolve=True), seed=seed,
                          device=device, progress=bool(cfg.trainer.progress))
     with limit_threads(cfg.trainer.cpu_threads):
@@ -297,7 +307,7 @@ def tune(cfg: DictConfig, out_dir: Path | None = None, *, track: bool = False) -
         raise BenchmarkError("hparams_search が選ばれていません（例: hparams_search=optuna）。")
     seed, fraction = int(cfg.trainer.seed), float(cfg.data.label_fraction)
     split = split_for(cfg, load_data(cfg), seed, fraction)
-    device = resolve_device(cfg.trainer.device)
+    device = device_for(cfg, search.methods)
     tuned = copy.deepcopy(cfg)
     rows, trials = [], []
     for method in progress_bar(list(search.methods), desc="探索", enabled=bool(cfg.trainer.progress)):
@@ -390,7 +400,7 @@ def run_and_track(cfg: DictConfig, out_dir: Path) -> dict[str, Path]:
     """
     benchmark_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     enabled = bool(cfg.tracking.enabled)
-    meta = {"benchmark_id": benchmark_id, "デバイスの詳細": describe_device(resolve_device(cfg.trainer.device)),
+    meta = {"benchmark_id": benchmark_id, "デバイスの詳細": describe_device(device_for(cfg, _all_methods(cfg))),
             "出力フォルダ": str(out_dir)}
     if enabled:
         from helpers.tracking import setup_tracking

@@ -55,15 +55,18 @@ def project_root() -> Path:
     )
 
 
-def seed_everything(seed: int, deterministic: bool = True) -> None:
+def seed_everything(seed: int, deterministic: bool = True, *, with_torch: bool = True) -> None:
     """random・NumPy・PyTorch の乱数を固定する。deterministic=True なら決定的アルゴリズムを要求する。
 
     NumPy は新しいコードでは `np.random.default_rng(seed)` を渡すのが基本で、ここでは
     古い API（np.random.*）を使うライブラリのために大域状態も固定する。
+    with_torch=False なら torch を import しない（import に数秒かかるので、torch を使わない処理のため）。
     """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     os.environ["PYTHONHASHSEED"] = str(seed)
+    if not with_torch:
+        return
     try:
         import torch
     except ImportError:  # torch なしでも動くように
@@ -84,6 +87,8 @@ def resolve_device(requested: str = "auto", *, strict: bool = True) -> str:
     """
     if requested not in DEVICES:
         raise DeviceError(f"device は {list(DEVICES)} のどれかにしてください（受け取った値: {requested!r}）。")
+    if requested == "cpu":  # 確かめることがないので torch を import しない
+        return "cpu"
     import torch
 
     has_cuda = torch.cuda.is_available()

@@ -50,17 +50,22 @@ def start(
     overrides: list[str] | tuple[str, ...] = (),
     extra_packages: tuple[str, ...] = (),
     show: bool = True,
+    uses_torch: bool = True,
 ) -> NotebookContext:
-    """設定を合成・検査し、乱数を固定し、デバイスとフォントを準備して、バージョン表を表示する。"""
+    """設定を合成・検査し、乱数を固定し、デバイスとフォントを準備して、バージョン表を表示する。
+
+    uses_torch=False のノートブックは torch を import しない（数秒かかる）。デバイスは "cpu" とする。
+    """
     cfg = compose_config([f"profile={profile}", f"trainer.device={device}", f"trainer.seed={seed}", *overrides])
-    resolved = resolve_device(cfg.trainer.device)
-    seed_everything(cfg.trainer.seed, deterministic=cfg.trainer.deterministic)
+    resolved = resolve_device(cfg.trainer.device) if uses_torch else "cpu"
+    seed_everything(cfg.trainer.seed, deterministic=cfg.trainer.deterministic, with_torch=uses_torch)
     font = setup_japanese_fonts()
     ctx = NotebookContext(cfg=cfg, device=resolved, root=project_root(), font=font)
     if show:
         from IPython.display import display
 
-        print(f"profile = {ctx.profile} / device = {describe_device(resolved)} / seed = {ctx.seed}")
+        shown = describe_device(resolved) if uses_torch else "cpu（このノートブックは PyTorch を使わない）"
+        print(f"profile = {ctx.profile} / device = {shown} / seed = {ctx.seed}")
         print(f"Colab = {in_colab()} / 日本語フォント = {font}")
         display(versions_table(extra_packages))
     return ctx

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import tempfile
 import warnings
 
 import numpy as np
@@ -97,3 +98,34 @@ def test_limit_threads_sets_and_restores_torch_and_openmp():
     assert torch.get_num_threads() == before
     with limit_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_torch_is_not_imported_when_nothing_needs_it():
+    """torch の import は数秒かかる。torch を使わないノートブックと手法では import しない（新しいプロセスで確かめる）。"""
+    code = """
+import sys
+from pathlib import Path
+
+from helpers.config import compose_config
+from helpers.benchmark import run_and_track
+from helpers.env import resolve_device
+from helpers.notebook import start
+
+assert resolve_device("cpu") == "cpu"
+ctx = start(device="auto", show=False, uses_torch=False)
+assert ctx.device == "cpu"
+cfg = compose_config(["data=synthetic", "data.synthetic.n_source=200", "data.synthetic.n_target=150",
+                      "data.min_test_rows=30", "benchmark.methods=[source_only]", "benchmark.seeds=[0]",
+                      "benchmark.label_fractions=[0.1]", "benchmark.n_boot=50", "tracking.enabled=false",
+                      "trainer.progress=false", "methods.source_only.max_iter=5"])
+run_and_track(cfg, Path(sys.argv[1]))
+print("torch" in sys.modules)
+"""
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory() as out:
+        done = subprocess.run([sys.executable, "-c", code, out], capture_output=True, text=True, timeout=300,
+                              cwd=project_root())
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
