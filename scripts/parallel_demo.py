@@ -21,7 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 #: 子プロセスの計算を待つ最短の秒数（親で同じ計算にかかった時間の 10 倍がこれより長ければそちら）。
 #: これを過ぎても終わらなければ「固まった」とみなして止める
-HANG_TIMEOUT_S = 3.0
+HANG_TIMEOUT_S = 2.0
 
 
 def busy(n: int) -> int:
