@@ -44,7 +44,8 @@ if sys.argv[1:] == ["no-guard"]:
         with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
             print("ガードなし: 結果", list(pool.map(square, range(4))), flush=True)
     except BrokenProcessPool as e:
-        print(f"ガードなし: 親が受け取った例外 {type(e).__name__}: {e}", flush=True)
+        # 例外の文言はどの時点で子が落ちたかで変わるので、型だけを出す
+        print(f"ガードなし: 親が受け取った例外 {type(e).__name__}（子プロセスが異常終了した）", flush=True)
 
 
 def run_guarded() -> None:
