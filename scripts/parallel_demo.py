@@ -4,6 +4,7 @@
     python scripts/parallel_demo.py no-guard     # ガードなし: spawn の子がスクリプトを読み直して失敗する
     python scripts/parallel_demo.py fork-lock    # スレッドが握ったロックは fork した子では永遠に外れない
     python scripts/parallel_demo.py fork-openmp  # OpenMP（HistGradientBoosting・torch）を使った後の fork で子が固まる（spawn は大丈夫）
+    python scripts/parallel_demo.py wait-policy  # 過剰なスレッドがときどき極端に遅くなるのは OpenMP の待ち方のせいか（1〜3 分）
 
 ノートブックはこのファイルを import して、作業用の関数（busy など）をワーカーに渡すのにも使う。
 関数をモジュール（.py ファイル）に置けば、spawn / forkserver のワーカーも名前で import して見つけられる。
@@ -140,13 +141,71 @@ def run_fork_openmp(kinds: list[str]) -> None:
             print(f"親で {names[kind]} を使った後、{method:<5} の子で同じ計算: {_child_finishes(method, kind, timeout)}", flush=True)
 
 
+# ---- 過剰なスレッドと OpenMP の待ち方 -------------------------------------------------------------------
+OVERSUB_LIMIT_S = 8.0  #: 1 回の測定の打ち切り（これを超えたら「極端に遅い」と数える）
+
+
+def fit_small_hgb(seed: int, threads: int | None = None) -> tuple[float, int]:
+    """小さな HistGradientBoosting の学習 1 回の秒数と、そのときの OpenMP のスレッド数（ワーカーの中で測る）。
+
+    threads が None なら、ワーカーの既定（環境変数と joblib の設定）のまま。
+    """
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_info
+
+    from helpers.env import limit_threads
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(2000, 8))
+    y = X[:, 0] + np.sin(X[:, 1]) + 0.1 * rng.normal(size=2000)
+    with limit_threads(threads):
+        start = time.perf_counter()
+        HistGradientBoostingRegressor(max_iter=20, random_state=0).fit(X, y)
+        seconds = time.perf_counter() - start
+        return seconds, max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp")
+
+
+def run_oversub_once() -> None:
+    """2 プロセス × OpenMP 2 スレッド（2 コアでは過剰）で 1 回ずつ学習し、遅い方の秒数を出す（打ち切りなら inf）。"""
+    from joblib import Parallel, delayed, parallel_config
+
+    with parallel_config(backend="loky", n_jobs=2, inner_max_num_threads=2):
+        try:
+            print(max(sec for sec, _ in Parallel(timeout=OVERSUB_LIMIT_S)(delayed(fit_small_hgb)(s) for s in range(2))))
+        except mp.TimeoutError:  # joblib は時間切れのワーカーを止めてから送出する
+            print("inf")
+
+
+def run_wait_policy(reps: int = 8) -> None:
+    """OMP_WAIT_POLICY（OpenMP のスレッドが待つ間に CPU を使って回り続けるか、眠るか）を変えて、過剰な条件を何度も測る。
+
+    環境変数は OpenMP のライブラリが読み込まれるときに読まれるので、1 回ごとに新しいプロセスで測る（1〜3 分かかる）。
+    """
+    import os
+    import subprocess
+
+    for policy in ("既定", "ACTIVE", "PASSIVE"):
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if policy != "既定":
+            env["OMP_WAIT_POLICY"] = policy
+        seconds = [float(subprocess.run([sys.executable, __file__, "_oversub-once"], env=env, capture_output=True,
+                                        text=True, check=True).stdout.split()[-1]) for _ in range(reps)]
+        slow = sum(s > 1.0 for s in seconds)  # ふつうは 0.1〜0.5 秒
+        shown = ", ".join("打ち切り" if s > OVERSUB_LIMIT_S else f"{s:.2f}" for s in seconds)
+        print(f"OMP_WAIT_POLICY={policy:<7}: 1 秒を超えた回数 {slow}/{reps}（秒: {shown}）", flush=True)
+
+
 COMMANDS = {"guard": run_guarded, "fork-lock": run_fork_lock,
-            "fork-openmp": lambda: run_fork_openmp(["hgb", "torch"])}
+            "fork-openmp": lambda: run_fork_openmp(["hgb", "torch"]),
+            "wait-policy": run_wait_policy, "_oversub-once": run_oversub_once}  # _ で始まるものは内部用
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in (*COMMANDS, "no-guard"):
-        raise SystemExit(f"使い方: python {sys.argv[0]} {{{'|'.join([*COMMANDS, 'no-guard'])}}}")
-    print(f"Python {sys.version.split()[0]} / 既定の開始方式: {mp.get_start_method()}")
+        public = [name for name in COMMANDS if not name.startswith("_")]
+        raise SystemExit(f"使い方: python {sys.argv[0]} {{{'|'.join([*public, 'no-guard'])}}}")
+    if not sys.argv[1].startswith("_"):
+        print(f"Python {sys.version.split()[0]} / 既定の開始方式: {mp.get_start_method()}")
     if sys.argv[1] in COMMANDS:
         COMMANDS[sys.argv[1]]()
     # no-guard はモジュールの最上位（ガードの外）の例がすでに動いた
