@@ -5,9 +5,6 @@
 """
 from __future__ import annotations
 
-import importlib.util
-import json
-
 import pytest
 
 from helpers import runner
@@ -29,13 +26,4 @@ def test_notebook_runs_with_quick_profile_within_budget(path, tmp_path):
     print(f"{path.name}: {result.seconds:.1f} 秒（予算 {budget} 秒、許容 {budget * MARGIN} 秒）")
     assert result.passed, f"{path.name} のセル {result.cell} で失敗: {result.error}（実行済みコピー: {result.output}）"
     assert result.seconds <= budget * MARGIN, f"{path.name} が {result.seconds:.1f} 秒かかった（予算 {budget} 秒）"
-    if number == "02" and importlib.util.find_spec("ray") is not None:
-        # Ray のセルは失敗しても止まらずに説明を出す。ray が入っているなら、本当に Tuner.fit まで走ったことを確かめる
-        shown = _outputs_text(result.output)
-        assert "Tuner.fit" in shown and "起動・実行できませんでした" not in shown, "02 の Ray Tune が実行されていない"
-
-
-def _outputs_text(path) -> str:
-    """実行済みノートブックの出力（テキスト）をつなげたもの。"""
-    cells = json.loads(open(path, encoding="utf-8").read())["cells"]
-    return json.dumps([c.get("outputs", []) for c in cells], ensure_ascii=False)
+    # 02 の Ray Tune は quick では起動しない（起動だけで十数秒）。Ray の経路は tests/test_ray_tune.py が本物の Ray で確かめる
