@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 from scipy.stats import wasserstein_distance, wasserstein_distance_nd
 from sklearn.metrics import r2_score, root_mean_squared_error
 
@@ -64,20 +66,31 @@ def wasserstein_per_feature(X_source, X_target, feature_names: Sequence[str] | N
     return series.sort_values(ascending=False)
 
 
-def wasserstein_nd(X_source, X_target, max_rows: int = 200, seed: int = 0) -> float:
-    """多次元 Wasserstein 距離（厳密解, `scipy.stats.wasserstein_distance_nd`）。
-
-    計算量が行数の 3 乗ほどで増える（n=200 で数秒、n=500 で 40 秒ほど）ため、各ドメインから
-    最大 `max_rows` 行を seed で無作為に選んで測る。行数が少ないと同じ分布どうしでも 0 から
-    かなり離れる（有限標本の偏り）ので、値は source どうしの距離などと並べて読む。
-    """
+def subsample_standardized(X_source, X_target, max_rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """source の統計で標準化し、各ドメインから最大 max_rows 行を seed で無作為に選ぶ（wasserstein_nd が測る行）。"""
     if max_rows < 2:
         raise ValueError(f"max_rows は 2 以上にしてください（受け取った値: {max_rows}）。")
     Xs, Xt = standardize_by_source(X_source, X_target)
     rng = np.random.default_rng(seed)
-    Xs, Xt = (X[rng.choice(len(X), size=max_rows, replace=False)] if len(X) > max_rows else X for X in (Xs, Xt))
+    return tuple(X[rng.choice(len(X), size=max_rows, replace=False)] if len(X) > max_rows else X for X in (Xs, Xt))
+
+
+def wasserstein_nd(X_source, X_target, max_rows: int = 200, seed: int = 0) -> float:
+    """多次元 Wasserstein 距離（W1、ユークリッド距離、厳密解）。
+
+    各ドメインから最大 `max_rows` 行を seed で無作為に選んで測る。行数が少ないと同じ分布どうしでも
+    0 からかなり離れる（有限標本の偏り）ので、値は source どうしの距離などと並べて読む。
+    選んだ行数が両方で同じなら、一様な重みの最適輸送は点どうしの 1 対 1 の対応（割り当て問題）になるので
+    `scipy.optimize.linear_sum_assignment` で解く（n=200 で数ミリ秒）。行数が違うときは線形計画の
+    `scipy.stats.wasserstein_distance_nd`（n=200 で約 1 秒、行数の 3 乗ほどで増える）で解く。値はどちらも同じ。
+    """
+    Xs, Xt = subsample_standardized(X_source, X_target, max_rows, seed)
     log.debug("wasserstein_nd: source %d 行, target %d 行", len(Xs), len(Xt))
-    return float(wasserstein_distance_nd(Xs, Xt))
+    if len(Xs) != len(Xt):
+        return float(wasserstein_distance_nd(Xs, Xt))
+    cost = cdist(Xs, Xt)  # 点どうしのユークリッド距離（n × n）
+    rows, cols = linear_sum_assignment(cost)
+    return float(cost[rows, cols].mean())
 
 
 def sliced_wasserstein(X_source, X_target, n_projections: int = 256, seed: int = 0) -> float:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import gamma
-from scipy.stats import wasserstein_distance
+from scipy.stats import wasserstein_distance, wasserstein_distance_nd
 from sklearn.metrics import r2_score
 
 from helpers import metrics
@@ -97,6 +97,18 @@ def test_nd_subsamples_at_most_max_rows_and_is_seeded(monkeypatch):
     assert shapes == [((40, 4), (30, 4))]
     assert metrics.wasserstein_nd(Xs, Xt, max_rows=40, seed=0) == first
     assert metrics.wasserstein_nd(Xs, Xt, max_rows=40, seed=1) != first
+
+
+def test_nd_equal_sizes_solve_the_assignment_problem_with_the_same_value_as_scipy(monkeypatch):
+    # 行数が同じなら割り当て問題（linear_sum_assignment）で解き、SciPy の線形計画と同じ値になる
+    rng = np.random.default_rng(11)
+    Xs, Xt = rng.normal(size=(60, 5)), rng.normal(size=(60, 5)) * 1.5 + 0.4
+    Zs, Zt = metrics.standardize_by_source(Xs, Xt)
+    expected = wasserstein_distance_nd(Zs, Zt)
+    calls = []
+    monkeypatch.setattr(metrics, "wasserstein_distance_nd", lambda u, v: calls.append(1))
+    assert metrics.wasserstein_nd(Xs, Xt, max_rows=60) == pytest.approx(expected, rel=1e-12)
+    assert not calls  # 線形計画は使っていない
 
 
 def _toy_predictions(n=2000, seed=0):
