@@ -1,7 +1,8 @@
-"""ノートブックの冒頭（setup セル・「Open in Colab」バッジ・Colab の GPU 指定）と README の Colab リンクを書き直す。
+"""ノートブックの冒頭（setup セル・「Open in Colab」バッジ・Colab の GPU 指定・「所要時間」の秒数）と README の Colab リンクを書き直す。
 
 リンクの元になる設定はひとつだけ: helpers/colab.py の REPOSITORY_URL と REPOSITORY_REF。
-リンクは手で書かず、設定を変えたらこのスクリプトを実行する。何度実行しても同じ結果になる（冪等）。
+「所要時間」の「実行: CPU（quick プロファイル）で約 N 秒」の N は、docs/timings/cpu-quick.json（`course run` の実測）から書く。
+リンクも秒数も手で書かず、設定や実測を変えたらこのスクリプトを実行する。何度実行しても同じ結果になる（冪等）。
 
     uv run python scripts/sync_notebook_headers.py            # notebooks/*.ipynb と README.md を書き直す
     uv run python scripts/sync_notebook_headers.py --check    # 書き直しが要るなら終了コード 1（何も書かない）
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -26,6 +28,9 @@ GPU_NOTEBOOKS = ("04", "10")
 GPU_TYPE = "T4"
 BADGE = re.compile(r"^\[!\[Open In Colab\]\(.*$", re.MULTILINE)
 README_START, README_END = "<!-- colab-links:start -->", "<!-- colab-links:end -->"
+#: 「所要時間」の秒数の元（`uv run course run --profile quick --device cpu` の summary.json の写し）
+TIMINGS = Path("docs") / "timings" / "cpu-quick.json"
+RUN_TIME = re.compile(r"(- 実行: CPU（quick プロファイル）で約 )[0-9〜]+( 秒)")
 
 SETUP_CELL = '''\
 # セットアップ: Colab では講座のリポジトリを取得し、足りないパッケージを入れる（torch と numpy は Colab のものを使う）。
@@ -74,6 +79,21 @@ def with_badge(title_cell: str, badge: str) -> str:
     return f"{title}\n\n{badge}\n" + (f"\n{rest.lstrip(chr(10))}" if rest.strip() else "")
 
 
+def measured_seconds(root: Path) -> dict[str, float]:
+    """ノートブック名 → quick プロファイルの実測の秒数（docs/timings/cpu-quick.json）。"""
+    results = json.loads((root / TIMINGS).read_text(encoding="utf-8"))["results"]
+    return {r["notebook"]: r["seconds"] for r in results if r["status"] == "passed"}
+
+
+def with_run_time(title_cell: str, seconds: float | None, name: str) -> str:
+    """「所要時間」の「実行: CPU（quick プロファイル）で約 N 秒」の N を実測にする。"""
+    if seconds is None:
+        raise SystemExit(f"{name}: {TIMINGS} に実測がありません（uv run course run --profile quick --device cpu で測る）。")
+    if not RUN_TIME.search(title_cell):
+        raise SystemExit(f"{name}: 最初のセルに「- 実行: CPU（quick プロファイル）で約 N 秒」の行がありません。")
+    return RUN_TIME.sub(lambda m: f"{m.group(1)}{round(seconds)}{m.group(2)}", title_cell, count=1)
+
+
 def sync_notebook(path: Path, root: Path) -> bool:
     """1 本を書き直す。変わったら True。"""
     nb = nbformat.read(path, as_version=4)
@@ -88,6 +108,7 @@ def sync_notebook(path: Path, root: Path) -> bool:
     if first.cell_type != "markdown":
         raise SystemExit(f"{path.name}: 最初のセルはタイトルの Markdown セルにしてください。")
     first.source = with_badge(first.source, colab.colab_badge(path.relative_to(root).as_posix()))
+    first.source = with_run_time(first.source, measured_seconds(root).get(path.name), path.name)
     if path.name[:2] in GPU_NOTEBOOKS:
         nb.metadata["accelerator"] = "GPU"
         nb.metadata.setdefault("colab", {})["gpuType"] = GPU_TYPE
@@ -135,12 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp)
             shutil.copytree(root / "notebooks", copy / "notebooks")
+            shutil.copytree(root / TIMINGS.parent, copy / TIMINGS.parent)
             shutil.copy(root / "README.md", copy / "README.md")
             stale = [p.name for p in notebooks(copy) if sync_notebook(p, copy)] + (["README.md"] if sync_readme(copy) else [])
         if stale:
             print("書き直しが必要: " + ", ".join(stale) + "（uv run python scripts/sync_notebook_headers.py）")
             return 1
-        print("ノートブックの冒頭と README の Colab リンクは最新です。")
+        print("ノートブックの冒頭（所要時間の秒数を含む）と README の Colab リンクは最新です。")
         return 0
     changed = [p.name for p in notebooks(root) if sync_notebook(p, root)] + (["README.md"] if sync_readme(root) else [])
     print(("書き直した: " + ", ".join(changed)) if changed else "変更なし（すでに最新）")

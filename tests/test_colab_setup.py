@@ -64,6 +64,7 @@ def test_setup_cell_is_valid_python_and_fast_outside_colab():
 
 def test_sync_script_is_idempotent_on_a_copy(tmp_path):
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(".*"))
+    shutil.copytree(ROOT / sync.TIMINGS.parent, tmp_path / sync.TIMINGS.parent)  # 「所要時間」の秒数の元
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
     subprocess.run([sys.executable, str(SCRIPT), "--root", str(tmp_path)], check=True, capture_output=True)
     first = {p.name: p.read_bytes() for p in [*tmp_path.glob("notebooks/*.ipynb"), tmp_path / "README.md"]}
@@ -93,6 +94,8 @@ def test_notebook_header_is_synced(path):
     wants_gpu = path.name[:2] in sync.GPU_NOTEBOOKS
     assert (nb.metadata.get("accelerator") == "GPU") is wants_gpu
     assert (nb.metadata.get("colab", {}).get("gpuType") == sync.GPU_TYPE) is wants_gpu
+    seconds = sync.measured_seconds(ROOT)[path.name]
+    assert f"で約 {round(seconds)} 秒" in nb.cells[0].source, f"所要時間が {sync.TIMINGS} の実測（{seconds} 秒）と違う"
 
 
 def test_readme_colab_links_are_synced():
