@@ -136,6 +136,16 @@ def versions_table(extra: tuple[str, ...] = ()):
     return pd.DataFrame(rows, columns=["package", "version"]).set_index("package")
 
 
+def machine_info() -> dict:
+    """測定した環境の記録用: OS、CPU の型番とコア数、Python の版（実行時間の JSON に一緒に書く）。"""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = models[0] if models else cpu
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "python": platform.python_version()}
+
+
 def describe_device(device: str) -> str:
     """デバイスの説明（GPU 名など）を 1 行で返す。"""
     if device == "cuda":

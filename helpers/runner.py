@@ -332,7 +332,10 @@ def write_summary(results: list[NotebookResult], out_dir: Path, parameters: dict
         writer = csv.DictWriter(f, fieldnames=list(asdict(NotebookResult("", "")).keys()))
         writer.writeheader()
         writer.writerows(rows)
-    payload = {"parameters": parameters, "results": rows}
+    from helpers.env import machine_info
+
+    measured_at = datetime.now().astimezone().isoformat(timespec="seconds")
+    payload = {"parameters": parameters, "measured_at": measured_at, "machine": machine_info(), "results": rows}
     (Path(out_dir) / "summary.json").write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 

@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -25,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from helpers.env import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "data" / "measurements" / "install_timings.json"
@@ -103,8 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = {tool: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for tool, rs in rounds.items()}
     payload = {
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
-                    "python": platform.python_version()},
+        "machine": machine_info(),
         "load_average_1min": {"before": load_before and round(load_before[0], 2),
                               "after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None},
         "versions": {"uv": tool_version([uv, "--version"]), "pip": PIP_VERSION[0]},

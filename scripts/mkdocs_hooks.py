@@ -130,4 +130,9 @@ def timings_table(folder: Path) -> str:
             else:
                 cells.append(f"{result['seconds']:.0f} 秒")
         lines.append(f"| {titles.get(name, name)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    totals = [sum(r["seconds"] or 0 for r in run["results"]) for _, run in runs]
+    lines.append("| 合計 | " + " | ".join(f"{t:.0f} 秒" for t in totals) + " |")
+    notes = [f"- {stem}: {run['measured_at'][:16].replace('T', ' ')} に {run['machine']['cpu']}"
+             f"（{run['machine']['cpu_count']} コア）、Python {run['machine']['python']} で測定"
+             for stem, run in runs if "machine" in run]
+    return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")

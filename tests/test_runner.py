@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import re
+from datetime import datetime
 
 import nbformat
 import pytest
@@ -80,6 +81,8 @@ def test_run_injects_only_defined_parameters_and_writes_copies_and_summary(tmp_p
     assert {name: row["status"] for name, row in rows.items()} == {"01_all.ipynb": "passed", "02_nodevice.ipynb": "passed"}
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["parameters"] == {"profile": "full", "device": "cpu", "seed": 7}
+    assert summary["machine"]["cpu_count"] == os.cpu_count() and summary["machine"]["cpu"]  # どのマシンで測ったか
+    assert datetime.fromisoformat(summary["measured_at"]).tzinfo is not None
     assert [r["notebook"] for r in summary["results"]] == ["01_all.ipynb", "02_nodevice.ipynb"]
     assert all(r["seconds"] > 0 for r in summary["results"])
     assert "成功 2 / 失敗 0 / 未実行 0" in capsys.readouterr().out

@@ -59,6 +59,8 @@ def test_site_builds_strict_with_every_notebook(site):
         assert (site / name / "index.html").is_file()
     instructor = (site / "instructor" / "index.html").read_text(encoding="utf-8")
     assert "<!-- timings -->" not in instructor, "実行時間の表が差し込まれていない"
+    assert "| 合計 |" not in instructor and "<td>合計</td>" in instructor, "実行時間の表に合計の行がない"
+    assert re.search(r"コア）、Python 3\.\d+\.\d+ で測定", instructor), "実行時間をどのマシンで測ったかが書かれていない"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
