@@ -10,6 +10,7 @@ import re
 from functools import lru_cache
 
 import nbformat
+import papermill
 import pytest
 
 from helpers import runner
@@ -74,14 +75,15 @@ def test_setup_parameters_and_environment_cells_in_order(path):
     assert setup and nb.cells[setup[0]].cell_type == "code", "setup タグのコードセルがない"
     assert len(parameters) == 1, f"parameters タグのセルはちょうど 1 つ（あるのは {len(parameters)} 個）"
     cell = nb.cells[parameters[0]]
-    defaults = {
-        target.id: node.value
-        for node in ast.parse(cell.source).body
-        if isinstance(node, ast.Assign)
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    }
+    body = ast.parse(cell.source).body
+    plain = [ast.unparse(node) for node in body if not isinstance(node, ast.AnnAssign)]
+    assert not plain, f"parameters セルの代入には型を書く（papermill --help-notebook に型が出る）: {plain}"
+    defaults = {node.target.id: node.value for node in body}
     assert {"profile", "device", "seed"} <= set(defaults), "parameters セルに profile, device, seed がない"
+    # papermill は「=」が 2 つ以上ある行（コメントの中も数える）を読み飛ばし、--help-notebook に出さない
+    inferred = papermill.inspect_notebook(str(path))
+    assert list(inferred) == list(defaults), f"papermill が読めないパラメータがある: {sorted(set(defaults) - set(inferred))}"
+    assert all(p["help"] for name, p in inferred.items() if name != "seed"), "パラメータの説明（行末のコメント）がない"
     # 保存出力と nbval は既定値で動くので、既定は quick / auto（§5）
     assert ast.literal_eval(defaults["profile"]) == "quick"
     assert ast.literal_eval(defaults["device"]) == "auto"
